@@ -1,0 +1,37 @@
+# Quick start: `make demo` (set up, run the main job) and `make test` (set up, lint, test).
+# Both create ./.venv on first use and reinstall when pyproject.toml changes.
+
+PYTHON ?= python3
+# The CPU build of PyTorch, installed before the package so pip does not fetch a CUDA
+# build. For a GPU, run `make TORCH=torch ...` or install torch in .venv yourself.
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint format clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cwy-manifolds demo
+
+test: lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

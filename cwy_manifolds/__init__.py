@@ -1,0 +1,20 @@
+"""cwy_manifolds: optimization over orthogonal and Stiefel matrices with CWY and T-CWY."""
+
+from ._checks import set_value_checks, value_checks_enabled
+from .householder import cwy, cwy_apply, householder_product, tcwy, tcwy_apply
+from .inverse import cwy_inverse, tcwy_inverse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "cwy",
+    "cwy_apply",
+    "cwy_inverse",
+    "householder_product",
+    "set_value_checks",
+    "tcwy",
+    "tcwy_apply",
+    "tcwy_inverse",
+    "value_checks_enabled",
+]

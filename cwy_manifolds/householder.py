@@ -1,0 +1,389 @@
+r"""The functional core: products of Householder reflections in compact WY form.
+
+Pure tensor functions, batched over leading dimensions, differentiable, on any real
+floating dtype and device. No geoopt import.
+
+For vectors :math:`v_1, \dots, v_L \in \mathbb{R}^N` (the columns of ``v``) and
+:math:`H(v) = I - 2 v v^\top / \|v\|^2`,
+
+.. math::
+
+    H(v_1) H(v_2) \cdots H(v_L) = I - U S^{-1} U^\top, \qquad
+    S = \tfrac12 I + \operatorname{striu}(U^\top U),
+
+where :math:`U` holds the columns :math:`u_i = v_i / \|v_i\|` and ``striu`` keeps the
+strictly upper triangle (Likhosherstov et al., AISTATS 2021).
+
+Note [scaled normalisation]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~
+The maps depend on each column only through its direction, so tiny and huge column norms
+are valid input. Squaring entries of size 1e-30 underflows in float32, so each column is
+first divided by its largest absolute entry (computed anyway by the value checks, Note
+[value checks] in ``_checks.py``) and only then by its norm. The scale is detached: for a
+fixed scale, ``w / ||w||`` with ``w = v / scale`` is exactly ``v / ||v||``, so gradients
+are unchanged.
+
+Note [precision]
+~~~~~~~~~~~~~~~~
+Half-precision inputs (float16, bfloat16) are normalised, multiplied into the Gram matrix
+:math:`U^\top U` and solved against :math:`S` in float32 (the solve is the sensitive step,
+and CUDA has no half-precision triangular solve); the large products with :math:`U` run
+in the input dtype and the result has the input dtype.
+
+Note [determinant parity]
+~~~~~~~~~~~~~~~~~~~~~~~~~
+Each reflection has determinant -1, so ``cwy(v)`` has determinant :math:`(-1)^L` whatever
+the vectors: a fixed number of reflections reaches one connected component of
+:math:`O(N)` only. The other component needs one more reflection or a fixed sign flip
+:math:`D = \operatorname{diag}(1, \dots, 1, -1)` applied after, :math:`Q = \mathrm{cwy}(v)
+D`. The inverse maps (``inverse.py``) follow the same rule.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._checks import check_same_kind, check_tensor, column_scale, work_dtype
+
+__all__ = ["cwy", "cwy_apply", "householder_product", "tcwy", "tcwy_apply"]
+
+
+def _unit_columns(v: Tensor, name: str, x: Tensor | None = None) -> Tensor:
+    """Columns of ``v`` scaled to unit norm, in the working dtype (Note [precision]).
+
+    Checks ``v`` (and the finiteness of ``x``, if given) on the way (Note [value checks]).
+    """
+    scale = column_scale(v, name, x)
+    w = v.to(work_dtype(v.dtype)) / scale.to(work_dtype(v.dtype))
+    return w / torch.linalg.vector_norm(w, dim=-2, keepdim=True)
+
+
+def _factors(v: Tensor, name: str = "v", x: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Return ``U`` (..., N, L) and the upper triangular ``S`` (..., L, L), working dtype."""
+    u = _unit_columns(v, name, x)
+    n_refl = u.shape[-1]
+    eye = torch.eye(n_refl, dtype=u.dtype, device=u.device)
+    s = torch.triu(u.mT @ u, diagonal=1) + eye / 2
+    return u, s
+
+
+def _solve(s: Tensor, b: Tensor, *, transpose: bool = False) -> Tensor:
+    """``S^{-1} b`` (or ``S^{-T} b``) by a triangular solve, in the dtype of ``s``."""
+    if transpose:
+        return torch.linalg.solve_triangular(s.mT, b.to(s.dtype), upper=False)
+    return torch.linalg.solve_triangular(s, b.to(s.dtype), upper=True)
+
+
+def _check_vectors(v: object, name: str = "v", *, thin: bool = False) -> Tensor:
+    v = check_tensor(v, name)
+    if thin and v.shape[-1] > v.shape[-2]:
+        raise ValueError(
+            f"{name} must have at most as many columns as rows (M <= N) for a Stiefel "
+            f"matrix; got shape {tuple(v.shape)}"
+        )
+    return v
+
+
+def _check_rhs(x: object, name: str, v: Tensor, rows: int, rows_text: str) -> Tensor:
+    x = check_tensor(x, name)
+    check_same_kind(x, name, v, "v")
+    if x.shape[-2] != rows:
+        raise ValueError(
+            f"{name} must have {rows_text} = {rows} rows to match v of shape "
+            f"{tuple(v.shape)}; got shape {tuple(x.shape)}"
+        )
+    return x
+
+
+def cwy(v: Tensor) -> Tensor:
+    r"""Product of Householder reflections in compact WY form.
+
+    .. math::
+
+        Q = H(v_1) H(v_2) \cdots H(v_L) = I - U S^{-1} U^\top, \qquad
+        S = \tfrac12 I + \operatorname{striu}(U^\top U),
+
+    where :math:`H(v) = I - 2 v v^\top / \|v\|^2`, :math:`U` holds the unit columns
+    :math:`u_i = v_i / \|v_i\|` and ``striu`` keeps the strictly upper triangle. Column 1
+    is the leftmost factor. :math:`S` is upper triangular with determinant
+    :math:`2^{-L}`, so it is always invertible (also for :math:`L > N` or repeated
+    vectors).
+
+    Parameters
+    ----------
+    v : Tensor, shape ``(*, N, L)``
+        Reflection vectors as columns; leading dimensions are batch dimensions. Any
+        non-zero finite column is valid (the map is invariant to column scale).
+
+    Returns
+    -------
+    Tensor, shape ``(*, N, N)``
+        The orthogonal matrix :math:`Q`, with the dtype and device of ``v``; its
+        determinant is :math:`(-1)^L` (Note [determinant parity]). ``L = 0`` gives the
+        identity.
+
+    Raises
+    ------
+    TypeError
+        If ``v`` is not a real floating-point tensor.
+    ValueError
+        If ``v`` has fewer than two dimensions, a NaN/Inf entry or a zero column.
+
+    Notes
+    -----
+    Cost: about :math:`2 N^2 L + 2 N L^2` flops, all in matrix products except one
+    :math:`L \times L` triangular solve against :math:`N` right-hand sides; the
+    sequential product :func:`householder_product` costs :math:`4 N^2 L` flops in
+    :math:`L` dependent steps. For :math:`L < N`, :math:`Q` is the identity on the
+    orthogonal complement of the span of the vectors. Half-precision inputs use float32
+    internals (Note [precision]); checking values costs one host-device synchronisation
+    on accelerators (:class:`set_value_checks`).
+
+    References
+    ----------
+    V. Likhosherstov, J. Davis, K. Choromanski, A. Weller. "CWY Parametrization: a
+    Solution for Parallelized Optimization of Orthogonal and Stiefel Matrices."
+    AISTATS 2021.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cwy_manifolds import cwy, householder_product
+    >>> v = torch.randn(5, 3, dtype=torch.float64)
+    >>> q = cwy(v)
+    >>> torch.allclose(q.T @ q, torch.eye(5, dtype=torch.float64))
+    True
+    >>> torch.allclose(q, householder_product(v))
+    True
+    """
+    v = _check_vectors(v)
+    u, s = _factors(v)
+    n = v.shape[-2]
+    w = _solve(s, u.mT)  # S^{-1} U^T, (*, L, N)
+    eye = torch.eye(n, dtype=v.dtype, device=v.device)
+    return eye - u.to(v.dtype) @ w.to(v.dtype)
+
+
+def tcwy(v: Tensor) -> Tensor:
+    r"""Form a Stiefel matrix from :math:`M` reflection vectors (truncated CWY).
+
+    .. math::
+
+        \Omega = \begin{bmatrix} I_M \\ 0 \end{bmatrix} - U S^{-1} U_1^\top,
+
+    with :math:`U`, :math:`S` as in :func:`cwy` and :math:`U_1` the first :math:`M` rows
+    of :math:`U`. :math:`\Omega` equals the first :math:`M` columns of ``cwy(v)``, but the
+    :math:`N \times N` matrix is never formed.
+
+    Parameters
+    ----------
+    v : Tensor, shape ``(*, N, M)`` with ``M <= N``
+        Reflection vectors as columns; leading dimensions are batch dimensions.
+
+    Returns
+    -------
+    Tensor, shape ``(*, N, M)``
+        A matrix with orthonormal columns (a point of the Stiefel manifold
+        :math:`\mathrm{St}(N, M)`), with the dtype and device of ``v``.
+
+    Raises
+    ------
+    TypeError
+        If ``v`` is not a real floating-point tensor.
+    ValueError
+        If ``v`` has fewer than two dimensions, more columns than rows, a NaN/Inf entry
+        or a zero column.
+
+    Notes
+    -----
+    Cost: about :math:`3 N M^2 + \tfrac43 M^3` flops. For :math:`M < N` the map is onto
+    :math:`\mathrm{St}(N, M)`; for :math:`M = N` it is ``cwy(v)``, with determinant
+    :math:`(-1)^N` (Note [determinant parity]).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cwy_manifolds import cwy, tcwy
+    >>> v = torch.randn(6, 2, dtype=torch.float64)
+    >>> omega = tcwy(v)
+    >>> torch.allclose(omega, cwy(v)[:, :2])
+    True
+    >>> torch.allclose(omega.T @ omega, torch.eye(2, dtype=torch.float64))
+    True
+    """
+    v = _check_vectors(v, thin=True)
+    u, s = _factors(v)
+    n, m = v.shape[-2:]
+    w = _solve(s, u[..., :m, :].mT)  # S^{-1} U_1^T, (*, M, M)
+    top = torch.eye(n, m, dtype=v.dtype, device=v.device)
+    return top - u.to(v.dtype) @ w.to(v.dtype)
+
+
+def cwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
+    r"""Multiply by the CWY matrix without forming it.
+
+    .. math::
+
+        Q X = X - U \bigl(S^{-1} (U^\top X)\bigr), \qquad
+        Q^\top X = X - U \bigl(S^{-\top} (U^\top X)\bigr),
+
+    with :math:`Q` = ``cwy(v)`` and :math:`U`, :math:`S` as there.
+
+    Parameters
+    ----------
+    v : Tensor, shape ``(*, N, L)``
+        Reflection vectors as columns.
+    x : Tensor, shape ``(*, N, k)``
+        The matrix to multiply, with the dtype and device of ``v``. Batch dimensions of
+        ``v`` and ``x`` broadcast as in :func:`torch.matmul`.
+    transpose : bool, default False
+        Multiply by :math:`Q^\top` (the reverse product of reflections) instead.
+
+    Returns
+    -------
+    Tensor, shape ``(*, N, k)``
+        :math:`Q X` or :math:`Q^\top X`.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not a real floating-point tensor or their dtypes differ.
+    ValueError
+        For wrong ranks or row counts, different devices, NaN/Inf entries or a zero
+        column of ``v``.
+
+    Notes
+    -----
+    Cost: about :math:`4 N L k + 2 N L^2` flops instead of :math:`2 N^2 L` to form
+    :math:`Q` plus :math:`2 N^2 k` to apply it: the cheaper choice when
+    :math:`k` and :math:`L` are small against :math:`N`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cwy_manifolds import cwy, cwy_apply
+    >>> v, x = torch.randn(6, 2, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
+    >>> torch.allclose(cwy_apply(v, x), cwy(v) @ x)
+    True
+    >>> torch.allclose(cwy_apply(v, x, transpose=True), cwy(v).T @ x)
+    True
+    """
+    v = _check_vectors(v)
+    x = _check_rhs(x, "x", v, v.shape[-2], "N")
+    u, s = _factors(v, x=x)
+    uh = u.to(v.dtype)
+    return x - uh @ _solve(s, uh.mT @ x, transpose=transpose).to(v.dtype)
+
+
+def tcwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
+    r"""Multiply by the T-CWY matrix (or its transpose) without forming it.
+
+    .. math::
+
+        \Omega x = \begin{bmatrix} x \\ 0 \end{bmatrix} - U \bigl(S^{-1} (U_1^\top x)
+        \bigr), \qquad
+        \Omega^\top y = y_{1:M} - U_1 \bigl(S^{-\top} (U^\top y)\bigr),
+
+    with :math:`\Omega` = ``tcwy(v)`` and :math:`U`, :math:`U_1`, :math:`S` as there.
+
+    Parameters
+    ----------
+    v : Tensor, shape ``(*, N, M)`` with ``M <= N``
+        Reflection vectors as columns.
+    x : Tensor, shape ``(*, M, k)``, or ``(*, N, k)`` with ``transpose=True``
+        The matrix to multiply, with the dtype and device of ``v``. Batch dimensions of
+        ``v`` and ``x`` broadcast as in :func:`torch.matmul`.
+    transpose : bool, default False
+        Compute :math:`\Omega^\top x` instead of :math:`\Omega x`.
+
+    Returns
+    -------
+    Tensor, shape ``(*, N, k)``, or ``(*, M, k)`` with ``transpose=True``
+
+    Raises
+    ------
+    TypeError
+        If an argument is not a real floating-point tensor or their dtypes differ.
+    ValueError
+        For wrong ranks or row counts, ``M > N``, different devices, NaN/Inf entries or
+        a zero column of ``v``.
+
+    Notes
+    -----
+    Cost: about :math:`4 N M k + 2 N M^2` flops.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cwy_manifolds import tcwy, tcwy_apply
+    >>> v = torch.randn(6, 2, dtype=torch.float64)
+    >>> x, y = torch.randn(2, 3, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
+    >>> torch.allclose(tcwy_apply(v, x), tcwy(v) @ x)
+    True
+    >>> torch.allclose(tcwy_apply(v, y, transpose=True), tcwy(v).T @ y)
+    True
+    """
+    v = _check_vectors(v, thin=True)
+    n, m = v.shape[-2:]
+    x = _check_rhs(x, "x", v, n if transpose else m, "N" if transpose else "M")
+    u, s = _factors(v, x=x)
+    uh = u.to(v.dtype)
+    if transpose:
+        return x[..., :m, :] - uh[..., :m, :] @ _solve(s, uh.mT @ x, transpose=True).to(v.dtype)
+    return F.pad(x, (0, 0, 0, n - m)) - uh @ _solve(s, uh[..., :m, :].mT @ x).to(v.dtype)
+
+
+def householder_product(v: Tensor) -> Tensor:
+    r"""Product of Householder reflections, one at a time (the reference for :func:`cwy`).
+
+    .. math::
+
+        Q = H(v_1) H(v_2) \cdots H(v_L), \qquad H(v) = I - 2 \frac{v v^\top}{\|v\|^2}.
+
+    Unlike :func:`torch.linalg.householder_product`, which takes LAPACK's reflectors and
+    scalars :math:`\tau` and returns the leading columns, this takes plain reflection
+    vectors and returns the full :math:`N \times N` product, in the convention of
+    :func:`cwy`.
+
+    Parameters
+    ----------
+    v : Tensor, shape ``(*, N, L)``
+        Reflection vectors as columns; column 1 is the leftmost factor.
+
+    Returns
+    -------
+    Tensor, shape ``(*, N, N)``
+        The product, with the dtype and device of ``v``.
+
+    Raises
+    ------
+    TypeError
+        If ``v`` is not a real floating-point tensor.
+    ValueError
+        If ``v`` has fewer than two dimensions, a NaN/Inf entry or a zero column.
+
+    Notes
+    -----
+    Cost: :math:`4 N^2 L` flops in :math:`L` dependent rank-one updates
+    :math:`Q \leftarrow Q - 2 (Q u_i) u_i^\top`, which do not parallelise over
+    :math:`L`. Useful as a reference and for small sizes, not for speed.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cwy_manifolds import householder_product
+    >>> e1 = torch.tensor([[1.0], [0.0]])
+    >>> householder_product(e1)
+    tensor([[-1.,  0.],
+            [ 0.,  1.]])
+    """
+    v = _check_vectors(v)
+    u = _unit_columns(v, "v")
+    n = v.shape[-2]
+    q = torch.eye(n, dtype=u.dtype, device=u.device).expand(*v.shape[:-1], n)
+    for i in range(v.shape[-1]):
+        ui = u[..., i : i + 1]
+        q = q - 2 * (q @ ui) @ ui.mT
+    return q.to(v.dtype)

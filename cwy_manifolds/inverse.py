@@ -1,0 +1,208 @@
+r"""Inverse maps: reflection vectors for a given orthogonal or Stiefel matrix.
+
+Both maps run a Householder QR of the target :math:`A` (:math:`N \times M`) in which
+step :math:`i` picks the reflection that sends the active column :math:`x` (rows
+:math:`i..N` of column :math:`i`) to :math:`+\|x\| e_i`. After :math:`M` steps
+:math:`H(v_M) \cdots H(v_1) A = [I; 0]`, so :math:`A` is the first :math:`M` columns of
+:math:`H(v_1) \cdots H(v_M)`.
+
+Note [exact edge cases]
+~~~~~~~~~~~~~~~~~~~~~~~
+The textbook vector :math:`v = x - \|x\| e_i` loses all accuracy when :math:`x` is close
+to :math:`+\|x\| e_i`; its first entry is computed as
+:math:`-\|x_{\mathrm{rest}}\|^2 / (x_1 + \|x\|)` instead. When :math:`x` equals
+:math:`+\|x\| e_i` exactly, :math:`v = 0` defines no reflection, yet a reflection is
+still needed to keep the count at :math:`M`: for :math:`i < N` the map uses
+:math:`v = e_N`, which only negates row :math:`N` of the columns not yet finished
+(finished columns are zero there). For a square target the last step has no such
+freedom: the last entry is :math:`\pm 1` and only :math:`-1` can be sent to :math:`+1`
+by a reflection. That is the determinant rule (Note [determinant parity] in
+``householder.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._checks import check_tensor, orthonormality_atol, work_dtype
+
+__all__ = ["cwy_inverse", "tcwy_inverse"]
+
+
+def _check_orthonormal(a: Tensor, name: str, atol: float | None) -> Tensor:
+    """Validate ``a`` (..., N, M) as a matrix with orthonormal columns; return it."""
+    a = check_tensor(a, name)
+    n, m = a.shape[-2:]
+    if m > n:
+        raise ValueError(
+            f"{name} must have at most as many columns as rows (M <= N); got shape {tuple(a.shape)}"
+        )
+    if not bool(torch.isfinite(a).all()):
+        raise ValueError(
+            f"{name} must have finite entries; got {int((~torch.isfinite(a)).sum())} NaN/Inf "
+            f"entries in shape {tuple(a.shape)}"
+        )
+    if atol is None:
+        atol = orthonormality_atol(n, a.dtype)
+    aw = a.to(work_dtype(a.dtype))
+    eye = torch.eye(m, dtype=aw.dtype, device=aw.device)
+    resid = (aw.mT @ aw - eye).abs().amax() if a.numel() else torch.zeros(())
+    if not resid <= atol:
+        raise ValueError(
+            f"{name} must have orthonormal columns; got max |{name}^T {name} - I| = "
+            f"{float(resid):.2e} > atol = {atol:.2e}. Orthonormalise it first (e.g. with "
+            "torch.linalg.qr) or pass a larger atol"
+        )
+    return a
+
+
+def _reflection_vectors(a: Tensor) -> tuple[Tensor, Tensor]:
+    """Vectors of a Householder QR of ``a`` (..., N, M) onto ``[I; 0]``; see module doc.
+
+    Returns the unit vectors (..., N, M) in the working dtype, and, for each batch item,
+    whether the last step found the entry +1 that no reflection can keep (square case).
+    """
+    a = a.detach().to(work_dtype(a.dtype)).clone()
+    n, m = a.shape[-2:]
+    vectors = torch.zeros_like(a)
+    stuck = torch.zeros(a.shape[:-2], dtype=torch.bool, device=a.device)
+    for i in range(m):
+        x = a[..., i:, i]
+        head, rest = x[..., :1], x[..., 1:]
+        rest_sq = (rest * rest).sum(-1, keepdim=True)
+        norm = torch.sqrt(head * head + rest_sq)
+        # Note [exact edge cases]: no cancellation in head - norm when head > 0.
+        v_head = torch.where(head > 0, -rest_sq / (head + norm), head - norm)
+        v = torch.cat([v_head, rest], dim=-1)
+        scale = v.abs().amax(dim=-1, keepdim=True)
+        if i == n - 1:  # square target, last step: +1 cannot be kept (parity)
+            stuck = (scale == 0).squeeze(-1)
+        fallback = torch.cat([torch.zeros_like(rest), torch.ones_like(head)], dim=-1)
+        v = torch.where(scale > 0, v / scale, fallback)
+        v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+        block = a[..., i:, i:]
+        block -= 2 * v[..., :, None] * (v[..., None, :] @ block)
+        vectors[..., i:, i] = v
+    return vectors, stuck
+
+
+def _parity_error(name: str, fn: str, n: int, stuck: Tensor) -> ValueError:
+    sign = "+1" if n % 2 == 0 else "-1"
+    other = "-1" if n % 2 == 0 else "+1"
+    count = f"{int(stuck.sum())} of {stuck.numel()} matrices" if stuck.ndim else "the matrix"
+    return ValueError(
+        f"{name} must have determinant (-1)^N = {sign} (N = {n}) to be a product of N "
+        f"reflections; {count} has determinant {other}. Flip the sign of its last column "
+        f"first: with D = diag(1, ..., 1, -1), v = {fn}({name} @ D) gives "
+        f"{fn.removesuffix('_inverse')}(v) @ D == {name}"
+    )
+
+
+def cwy_inverse(q: Tensor, *, atol: float | None = None) -> Tensor:
+    r"""Reflection vectors whose CWY matrix is a given orthogonal matrix.
+
+    Returns :math:`V` with ``cwy(V) == q``, that is
+    :math:`H(v_1) \cdots H(v_N) = Q`, from a Householder QR of :math:`Q` in which every
+    step maps the active column to :math:`+\|x\| e_i` (Note [exact edge cases] in
+    ``cwy_manifolds/inverse.py``).
+
+    Parameters
+    ----------
+    q : Tensor, shape ``(*, N, N)``
+        Orthogonal matrices with determinant :math:`(-1)^N`.
+    atol : float, optional
+        Tolerance on :math:`\max |Q^\top Q - I|`. Default
+        :math:`\max(\sqrt{\varepsilon}, 10 N \varepsilon)` for the machine epsilon
+        :math:`\varepsilon` of the dtype of ``q``. Within it, the result stands for the
+        orthogonal factor of the QR decomposition of ``q`` with positive diagonal.
+
+    Returns
+    -------
+    Tensor, shape ``(*, N, N)``
+        Unit-norm reflection vectors as columns, with the dtype and device of ``q``.
+
+    Raises
+    ------
+    TypeError
+        If ``q`` is not a real floating-point tensor.
+    ValueError
+        If ``q`` is not square, not finite, not orthogonal within ``atol``, or has
+        determinant :math:`-(-1)^N`: :math:`N` reflections cannot reach it (Note
+        [determinant parity]); the message says how to use the sign flip :math:`D`.
+
+    Notes
+    -----
+    Cost: :math:`\tfrac43 N^3` flops in :math:`N` dependent steps, plus
+    :math:`N^3` for the orthogonality check; one host synchronisation for the checks.
+    Meant for initialisation and assignment, not for the inner loop; the result is
+    not differentiable (it is detached from the graph of ``q``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cwy_manifolds import cwy, cwy_inverse
+    >>> q, _ = torch.linalg.qr(torch.randn(4, 4, dtype=torch.float64))
+    >>> q[:, 0] *= torch.det(q).sign()  # 4 reflections have determinant +1
+    >>> torch.allclose(cwy(cwy_inverse(q)), q)
+    True
+    """
+    q = _check_orthonormal(q, "q", atol)
+    if q.shape[-1] != q.shape[-2]:
+        raise ValueError(f"q must be square; got shape {tuple(q.shape)}")
+    v, stuck = _reflection_vectors(q)
+    if bool(stuck.any()):
+        raise _parity_error("q", "cwy_inverse", q.shape[-1], stuck)
+    return v.to(q.dtype)
+
+
+def tcwy_inverse(omega: Tensor, *, atol: float | None = None) -> Tensor:
+    r"""Reflection vectors whose T-CWY matrix is a given Stiefel matrix.
+
+    Returns :math:`V` (:math:`N \times M`) with ``tcwy(V) == omega``, that is
+    :math:`\Omega` is the first :math:`M` columns of :math:`H(v_1) \cdots H(v_M)`, from a
+    Householder QR of :math:`\Omega` (Note [exact edge cases] in
+    ``cwy_manifolds/inverse.py``).
+
+    Parameters
+    ----------
+    omega : Tensor, shape ``(*, N, M)`` with ``M <= N``
+        Matrices with orthonormal columns. For :math:`M < N` every such matrix is
+        reached; for :math:`M = N` the determinant must be :math:`(-1)^N`, as in
+        :func:`cwy_inverse`.
+    atol : float, optional
+        Tolerance on :math:`\max |\Omega^\top \Omega - I|`; default as in
+        :func:`cwy_inverse`.
+
+    Returns
+    -------
+    Tensor, shape ``(*, N, M)``
+        Unit-norm reflection vectors as columns, with the dtype and device of ``omega``.
+
+    Raises
+    ------
+    TypeError
+        If ``omega`` is not a real floating-point tensor.
+    ValueError
+        If ``omega`` has more columns than rows, is not finite, does not have
+        orthonormal columns within ``atol``, or is square with determinant
+        :math:`-(-1)^N`.
+
+    Notes
+    -----
+    Cost: about :math:`2 N M^2` flops in :math:`M` dependent steps, plus :math:`N M^2`
+    for the orthonormality check.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cwy_manifolds import tcwy, tcwy_inverse
+    >>> omega, _ = torch.linalg.qr(torch.randn(6, 2, dtype=torch.float64))
+    >>> torch.allclose(tcwy(tcwy_inverse(omega)), omega)
+    True
+    """
+    omega = _check_orthonormal(omega, "omega", atol)
+    v, stuck = _reflection_vectors(omega)
+    if bool(stuck.any()):
+        raise _parity_error("omega", "tcwy_inverse", omega.shape[-1], stuck)
+    return v.to(omega.dtype)
