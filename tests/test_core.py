@@ -14,10 +14,10 @@ def _ids(shapes):
     return [f"N{n}-L{m}" for n, m in shapes]
 
 
-@pytest.mark.parametrize(("n", "l"), SHAPES, ids=_ids(SHAPES))
+@pytest.mark.parametrize(("n", "refl"), SHAPES, ids=_ids(SHAPES))
 @pytest.mark.parametrize("fn", [cwy, householder_product], ids=lambda f: f.__name__)
-def test_matches_dense_product_of_reflections(fn, n, l):
-    v = torch.randn(n, l, dtype=F64)
+def test_matches_dense_product_of_reflections(fn, n, refl):
+    v = torch.randn(n, refl, dtype=F64)
     expected = torch.from_numpy(reflection_product(v.numpy()))
     torch.testing.assert_close(fn(v), expected, atol=tol(n, F64), rtol=0)
 
@@ -47,11 +47,11 @@ def test_lapack_reflectors(n, m):
     torch.testing.assert_close(tcwy(w), full[..., :k], atol=tol(n, F64), rtol=0)
 
 
-@pytest.mark.parametrize("l", range(9))
-def test_determinant_parity(l):
+@pytest.mark.parametrize("refl", range(9))
+def test_determinant_parity(refl):
     """Note [determinant parity]: det cwy(v) = (-1)^L whatever the vectors."""
-    det = torch.linalg.det(cwy(torch.randn(6, l, dtype=F64)))
-    torch.testing.assert_close(det, torch.tensor((-1.0) ** l, dtype=F64))
+    det = torch.linalg.det(cwy(torch.randn(6, refl, dtype=F64)))
+    torch.testing.assert_close(det, torch.tensor((-1.0) ** refl, dtype=F64))
 
 
 @pytest.mark.parametrize("n", [1, 16, 256, 1024])
@@ -115,10 +115,10 @@ def test_apply_broadcasts_batch_dimensions():
     torch.testing.assert_close(tcwy_apply(v, x, transpose=True), tcwy(v).mT @ x)
 
 
-@pytest.mark.parametrize(("n", "l", "k"), [(6, 2, 3), (6, 6, 1), (6, 9, 2), (1, 1, 4)])
+@pytest.mark.parametrize(("n", "refl", "k"), [(6, 2, 3), (6, 6, 1), (6, 9, 2), (1, 1, 4)])
 @pytest.mark.parametrize("transpose", [False, True])
-def test_cwy_apply_equals_explicit_product(n, l, k, transpose):
-    v, x = torch.randn(n, l, dtype=F64), torch.randn(n, k, dtype=F64)
+def test_cwy_apply_equals_explicit_product(n, refl, k, transpose):
+    v, x = torch.randn(n, refl, dtype=F64), torch.randn(n, k, dtype=F64)
     q = torch.from_numpy(reflection_product(v.numpy()))
     expected = (q.T if transpose else q) @ x
     torch.testing.assert_close(cwy_apply(v, x, transpose=transpose), expected)
@@ -148,9 +148,9 @@ GRADCHECK = {
 
 @pytest.mark.parametrize("name", GRADCHECK)
 def test_gradcheck(name):
-    fn, (n, l) = GRADCHECK[name]
-    v = torch.randn(2, n, l, dtype=F64, requires_grad=True)
-    x = torch.randn(2, l, 2, dtype=F64, requires_grad=True)
+    fn, (n, refl) = GRADCHECK[name]
+    v = torch.randn(2, n, refl, dtype=F64, requires_grad=True)
+    x = torch.randn(2, refl, 2, dtype=F64, requires_grad=True)
     y = torch.randn(2, n, 2, dtype=F64, requires_grad=True)
     assert torch.autograd.gradcheck(fn, (v, x, y))
     assert torch.autograd.gradgradcheck(fn, (v, x, y))
