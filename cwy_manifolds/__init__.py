@@ -3,15 +3,35 @@
 from ._checks import set_value_checks, value_checks_enabled
 from .householder import cwy, cwy_apply, householder_product, tcwy, tcwy_apply
 from .inverse import cwy_inverse, tcwy_inverse
+from .manifolds import (
+    CWY,
+    MANIFOLDS,
+    TCWY,
+    CayleyStiefel,
+    ExpStiefel,
+    QRStiefel,
+    from_matrix,
+    get_manifold,
+    matrix,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CWY",
+    "MANIFOLDS",
+    "TCWY",
+    "CayleyStiefel",
+    "ExpStiefel",
+    "QRStiefel",
     "__version__",
     "cwy",
     "cwy_apply",
     "cwy_inverse",
+    "from_matrix",
+    "get_manifold",
     "householder_product",
+    "matrix",
     "set_value_checks",
     "tcwy",
     "tcwy_apply",

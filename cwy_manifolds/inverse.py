@@ -206,3 +206,35 @@ def tcwy_inverse(omega: Tensor, *, atol: float | None = None) -> Tensor:
     if bool(stuck.any()):
         raise _parity_error("omega", "tcwy_inverse", omega.shape[-1], stuck)
     return v.to(omega.dtype)
+
+
+def few_reflections(p: Tensor, n_refl: int, atol: float) -> tuple[Tensor, Tensor]:
+    r"""``n_refl`` unit vectors with ``cwy(v) == p`` for orthogonal ``p`` (..., N, N).
+
+    Note [fewer reflections]
+    ~~~~~~~~~~~~~~~~~~~~~~~~
+    A product of :math:`L` reflections fixes the :math:`(N - L)`-dimensional (at least)
+    intersection of their mirror hyperplanes; conversely (Cartan-Dieudonne) an orthogonal
+    :math:`P` with :math:`\operatorname{rank}(P - I) = r` is a product of :math:`r`
+    reflections. Greedy construction: pick the column :math:`j` with the largest
+    :math:`\|P e_j - e_j\|` and reflect with :math:`v = P e_j - e_j`, which swaps
+    :math:`P e_j` and :math:`e_j` and leaves every vector fixed by :math:`P` fixed; so
+    :math:`H(v) P` fixes one more dimension. When :math:`P` is already the identity the
+    step uses :math:`e_N`, and the next step undoes it, so the count can be padded by
+    pairs. Also returns ``max |H(v_L) ... H(v_1) P - I|`` per batch item: above ``atol``,
+    :math:`P` is not a product of :math:`L` reflections.
+    """
+    p = p.detach().to(work_dtype(p.dtype)).clone()
+    n = p.shape[-1]
+    eye = torch.eye(n, dtype=p.dtype, device=p.device)
+    vectors = p.new_zeros(*p.shape[:-1], n_refl)
+    for i in range(n_refl):
+        diff = p - eye
+        norms = torch.linalg.vector_norm(diff, dim=-2)  # (..., N)
+        best, j = norms.max(dim=-1, keepdim=True)
+        v = torch.take_along_dim(diff, j.unsqueeze(-2), dim=-1).squeeze(-1)
+        v = torch.where(best > atol, v / best.clamp_min(atol), eye[-1])
+        v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+        p -= 2 * v[..., :, None] * (v[..., None, :] @ p)
+        vectors[..., i] = v
+    return vectors, (p - eye).abs().amax(dim=(-2, -1))

@@ -33,6 +33,6 @@ def haar(n: int, m: int | None = None, *, det: int | None = None, seed: int = 0)
 
 def orthogonality_error(a: torch.Tensor) -> float:
     """Largest Frobenius norm of A^T A - I over the batch, in float64."""
-    a = a.to(torch.float64)
+    a = a.detach().to(torch.float64)
     eye = torch.eye(a.shape[-1], dtype=torch.float64)
     return float(torch.linalg.matrix_norm(a.mT @ a - eye).max())

@@ -1,0 +1,135 @@
+"""Manifolds of orthogonal and Stiefel matrices behind one interface, and its registry.
+
+Every manifold here answers ``matrix(x)`` and ``from_matrix(m)``; the module-level
+:func:`matrix` and :func:`from_matrix` also accept geoopt's own Stiefel manifolds, so
+user code written against them works whichever manifold a parameter lives on.
+"""
+
+from __future__ import annotations
+
+import geoopt
+from geoopt.manifolds.base import Manifold
+from torch import Tensor
+
+from ._base import MatrixManifold
+from .cwy import CWY, TCWY
+from .stiefel import CayleyStiefel, ExpStiefel, QRStiefel
+
+__all__ = [
+    "CWY",
+    "MANIFOLDS",
+    "TCWY",
+    "CayleyStiefel",
+    "ExpStiefel",
+    "MatrixManifold",
+    "QRStiefel",
+    "from_matrix",
+    "get_manifold",
+    "matrix",
+]
+
+#: Method names of the package, shared by the harness, the CLI and the parametrizations.
+MANIFOLDS: dict[str, type[MatrixManifold]] = {
+    "cwy": CWY,
+    "tcwy": TCWY,
+    "cayley": CayleyStiefel,
+    "exp": ExpStiefel,
+    "qr": QRStiefel,
+}
+
+
+def get_manifold(name: str, **kwargs: object) -> MatrixManifold:
+    """Return a new manifold by method name (a key of :data:`MANIFOLDS`).
+
+    Examples
+    --------
+    >>> from cwy_manifolds import get_manifold
+    >>> get_manifold("cwy", det=-1)
+    CWY(det=-1, n_reflections=None) manifold
+    """
+    if name not in MANIFOLDS:
+        raise ValueError(f"name must be one of {', '.join(MANIFOLDS)}; got {name!r}")
+    return MANIFOLDS[name](**kwargs)
+
+
+def _unscaled(manifold: object) -> object:
+    while isinstance(manifold, geoopt.Scaled):
+        manifold = manifold.base
+    return manifold
+
+
+def _resolve(manifold: object, what: str) -> Manifold:
+    base = _unscaled(manifold)
+    if not isinstance(base, (MatrixManifold, geoopt.Stiefel)):
+        raise TypeError(
+            f"{what} must be on a manifold of cwy_manifolds or a geoopt Stiefel manifold; "
+            f"got {type(base).__name__}"
+        )
+    return base
+
+
+def matrix(p: Tensor) -> Tensor:
+    """Return the orthogonal or Stiefel matrix that a geoopt parameter stands for.
+
+    Works for every manifold of the package (``CWY``, ``TCWY``, ``CayleyStiefel``, ...),
+    for geoopt's Stiefel manifolds (where it returns ``p`` itself) and through
+    ``geoopt.Scaled``, so code that uses ``W = matrix(p)`` does not change when the
+    manifold of ``p`` does. Differentiable in ``p``.
+
+    Parameters
+    ----------
+    p : geoopt.ManifoldParameter or geoopt.ManifoldTensor
+        A point; its ``manifold`` attribute says how to read it.
+
+    Raises
+    ------
+    TypeError
+        If ``p`` has no manifold (a plain tensor: call ``manifold.matrix(p)``) or lives
+        on a manifold that does not stand for matrices.
+
+    Examples
+    --------
+    >>> import geoopt
+    >>> import cwy_manifolds as cm
+    >>> for manifold in (cm.CWY(), cm.CayleyStiefel(), geoopt.Stiefel()):
+    ...     p = geoopt.ManifoldParameter(manifold.random(4, 4))
+    ...     print(tuple(cm.matrix(p).shape))
+    (4, 4)
+    (4, 4)
+    (4, 4)
+    """
+    manifold = getattr(p, "manifold", None)
+    if manifold is None:
+        raise TypeError(
+            "p must be a geoopt ManifoldParameter or ManifoldTensor; got "
+            f"{type(p).__name__} (for a plain tensor call manifold.matrix(p))"
+        )
+    base = _resolve(manifold, "p")
+    return p if isinstance(base, geoopt.Stiefel) else base.matrix(p)
+
+
+def from_matrix(manifold: Manifold, m: Tensor, *, atol: float | None = None) -> Tensor:
+    """Return a point of ``manifold`` that stands for the matrix ``m``.
+
+    The counterpart of :func:`matrix`: ``manifold.from_matrix(m)`` for the manifolds of
+    the package, a checked copy of ``m`` for geoopt's Stiefel manifolds. Used to start
+    different manifolds from the same matrix.
+
+    Examples
+    --------
+    >>> import geoopt, torch
+    >>> import cwy_manifolds as cm
+    >>> m = cm.QRStiefel().random(5, 2, dtype=torch.float64)
+    >>> x = cm.from_matrix(cm.TCWY(), m)
+    >>> torch.allclose(cm.matrix(x), m)
+    True
+    """
+    base = _resolve(manifold, "manifold")
+    if isinstance(base, geoopt.Stiefel):
+        from ..inverse import _check_orthonormal
+
+        m = _check_orthonormal(m, "m", atol)
+        return geoopt.ManifoldTensor(m.detach().clone(), manifold=manifold)
+    point = base.from_matrix(m, atol=atol)
+    point.manifold = manifold  # keep a geoopt.Scaled wrapper
+    return point

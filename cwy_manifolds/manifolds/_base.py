@@ -1,0 +1,94 @@
+"""What every manifold of the package shares.
+
+Note [sizes are matrix shapes]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+``random(*size)`` and ``origin(*size)`` take the shape ``(*, N, M)`` of the *matrix* a
+point stands for, for every manifold of the package, so that swapping the manifold of a
+parameter is a one-line change. For the Stiefel manifolds the point is that matrix; for
+:class:`~cwy_manifolds.CWY` it is the ``(*, N, L)`` matrix of reflection vectors, whose
+last dimension can differ from the size asked for.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+from geoopt import ManifoldTensor
+from geoopt.manifolds.base import Manifold
+from geoopt.utils import size2shape
+from torch import Tensor
+
+from .._checks import work_dtype
+
+
+def matrix_shape(size: tuple, name: str, *, square: bool = False) -> tuple[int, ...]:
+    """Parse ``*size`` as geoopt does and check it is a matrix shape ``(*, N, M)``."""
+    shape = size2shape(*size)
+    if len(shape) < 2 or any(not isinstance(d, int) or d < 0 for d in shape):
+        raise ValueError(
+            f"size must be a matrix shape (*, N, M) of non-negative integers for {name}; "
+            f"got {shape}"
+        )
+    if shape[-1] > shape[-2]:
+        raise ValueError(f"size must have M <= N for {name}; got {shape}")
+    if square and shape[-1] != shape[-2]:
+        raise ValueError(f"size must be a square shape (*, N, N) for {name}; got {shape}")
+    return shape
+
+
+def haar(
+    shape: tuple[int, ...],
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Haar-distributed matrices with orthonormal columns, shape ``(*, N, M)``.
+
+    The Q factor of a Gaussian matrix, with the signs of the columns fixed so that R has
+    a positive diagonal (without that fix the distribution is not Haar).
+    """
+    dtype = dtype or torch.get_default_dtype()
+    g = torch.randn(shape, dtype=work_dtype(dtype), device=device, generator=generator)
+    q, r = torch.linalg.qr(g)
+    signs = torch.where(torch.diagonal(r, dim1=-2, dim2=-1) < 0, -1.0, 1.0)
+    return (q * signs.unsqueeze(-2).to(q.dtype)).to(dtype)
+
+
+def flip_last_column(q: Tensor) -> Tensor:
+    r"""Return ``q D`` with :math:`D = \operatorname{diag}(1, \dots, 1, -1)`.
+
+    See Note [determinant parity] in ``householder.py``.
+    """
+    signs = torch.ones(q.shape[-1], dtype=q.dtype, device=q.device)
+    signs[-1] = -1
+    return q * signs
+
+
+class MatrixManifold(Manifold, abc.ABC):
+    """Base of the package's manifolds: each point stands for a matrix ``(*, N, M)``.
+
+    Subclasses answer :meth:`matrix` (the orthogonal or Stiefel matrix of a point) and
+    :meth:`from_matrix` (a point standing for a given matrix), and their ``random`` and
+    ``origin`` take the matrix shape (Note [sizes are matrix shapes]).
+    """
+
+    ndim = 2
+
+    def _check_shape(self, shape: tuple[int, ...], name: str) -> tuple[bool, str | None]:
+        ok, reason = super()._check_shape(shape, name)
+        if ok and shape[-1] > shape[-2]:
+            ok, reason = False, f"`{name}` must have shape (*, N, M) with M <= N; got {shape}"
+        return ok, reason
+
+    @abc.abstractmethod
+    def matrix(self, x: Tensor) -> Tensor:
+        """Return the matrix that the point ``x`` stands for, differentiably in ``x``."""
+
+    @abc.abstractmethod
+    def from_matrix(self, m: Tensor, *, atol: float | None = None) -> ManifoldTensor:
+        """Return a point of this manifold that stands for the matrix ``m``."""
+
+    def _point(self, x: Tensor) -> ManifoldTensor:
+        return ManifoldTensor(x, manifold=self)

@@ -1,0 +1,286 @@
+r"""Retraction-based Stiefel manifolds: points are the matrices themselves.
+
+:math:`\mathrm{St}(N, M) = \{X \in \mathbb{R}^{N \times M} : X^\top X = I\}`, with the
+Euclidean (embedded) metric :math:`\langle U, W \rangle = \operatorname{tr}(U^\top W)`.
+The tangent space at :math:`X` is :math:`\{U : X^\top U + U^\top X = 0\}`, the
+projection onto it :math:`U - X \operatorname{sym}(X^\top U)` (also the Riemannian
+gradient), and ``transp`` projects onto the tangent space at the new point. The three
+classes differ in their retraction only:
+
+========================  ==========================================  ==================
+class                     retraction                                  cost (flops)
+========================  ==========================================  ==================
+:class:`CayleyStiefel`    Cayley transform, low-rank form             ~ 20 N M^2 + 2M solve
+:class:`ExpStiefel`       exponential map (geodesic)                  ~ 8 N M^2 + expm(2M)
+:class:`QRStiefel`        Q factor of :math:`X + U`                   ~ 4 N M^2
+========================  ==========================================  ==================
+
+``expmap`` is the true exponential map (the geodesic) for all three, never an alias of
+the retraction. ``component_inner`` is geoopt's default, one scalar per matrix, so
+``RiemannianAdam`` adapts one step size per matrix (unlike :class:`~cwy_manifolds.CWY`,
+whose ``component_inner`` is elementwise). Half-precision points are computed in
+float32 and returned in their dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+from geoopt import ManifoldTensor
+from torch import Tensor
+
+from .._checks import work_dtype
+from ..inverse import _check_orthonormal
+from ._base import MatrixManifold, haar, matrix_shape
+
+__all__ = ["CayleyStiefel", "ExpStiefel", "QRStiefel"]
+
+
+def _sym(a: Tensor) -> Tensor:
+    return (a + a.mT) / 2
+
+
+def _matrix_exp(a: Tensor) -> Tensor:
+    """:func:`torch.linalg.matrix_exp`, avoiding its single-matrix path.
+
+    For one matrix, torch (2.13, 2.14) takes a degree-8 Taylor step with a wrong
+    coefficient (pytorch/pytorch#196592): errors up to 1e-11 in float64 and 30 eps in
+    float32 for 1-norms around 0.01 to 0.5, typical of optimizer steps. The batched path
+    is accurate, so a single matrix goes through it as a batch of two.
+    """
+    if a.shape[:-2].numel() == 1:
+        return torch.linalg.matrix_exp(a.expand(2, *a.shape[-2:]))[0].reshape(a.shape)
+    return torch.linalg.matrix_exp(a)
+
+
+def _exp_geodesic(x: Tensor, u: Tensor) -> Tensor:
+    r"""Geodesic of the embedded metric (Edelman, Arias, Smith 1998, eq. 2.45).
+
+    .. math::
+
+        \operatorname{Exp}_X(U) = [X, U] \exp\begin{bmatrix} A & -S \\ I & A \end{bmatrix}
+        \begin{bmatrix} \exp(-A) \\ 0 \end{bmatrix}, \quad A = X^\top U, \ S = U^\top U.
+    """
+    a, s = x.mT @ u, u.mT @ u
+    eye, zero = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device).expand_as(a), a * 0
+    block = torch.cat([torch.cat([a, -s], dim=-1), torch.cat([eye, a], dim=-1)], dim=-2)
+    tail = torch.cat([_matrix_exp(-a), zero], dim=-2)
+    return torch.cat([x, u], dim=-1) @ (_matrix_exp(block) @ tail)
+
+
+class _Stiefel(MatrixManifold):
+    """Shared geometry of the retraction-based Stiefel manifolds (see module doc)."""
+
+    reversible = False
+
+    def _check_point_on_manifold(
+        self, x: Tensor, *, atol: float = 1e-5, rtol: float = 1e-5
+    ) -> tuple[bool, str | None]:
+        eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+        resid = (x.mT @ x - eye).abs().amax() if x.numel() else x.new_zeros(())
+        if not resid <= atol:
+            return False, f"X^T X != I: max |X^T X - I| = {float(resid):.2e} > atol = {atol:.1e}"
+        return True, None
+
+    def _check_vector_on_tangent(
+        self, x: Tensor, u: Tensor, *, atol: float = 1e-5, rtol: float = 1e-5
+    ) -> tuple[bool, str | None]:
+        xtu = x.mT @ u
+        resid = (xtu + xtu.mT).abs().amax() if xtu.numel() else xtu.new_zeros(())
+        if not resid <= atol:
+            return False, f"X^T U + U^T X != 0: max = {float(resid):.2e} > atol = {atol:.1e}"
+        return True, None
+
+    def inner(
+        self, x: Tensor, u: Tensor, v: Tensor | None = None, *, keepdim: bool = False
+    ) -> Tensor:
+        r"""Euclidean inner product :math:`\operatorname{tr}(U^\top V)` (``v = u`` if omitted)."""
+        v = u if v is None else v
+        return (u * v).sum(dim=(-2, -1), keepdim=keepdim)
+
+    def proju(self, x: Tensor, u: Tensor) -> Tensor:
+        r"""Project onto the tangent space: :math:`U - X \operatorname{sym}(X^\top U)`."""
+        return u - x @ _sym(x.mT @ u)
+
+    def egrad2rgrad(self, x: Tensor, u: Tensor) -> Tensor:
+        """Riemannian gradient of the embedded metric: the tangent projection."""
+        return self.proju(x, u)
+
+    def projx(self, x: Tensor) -> Tensor:
+        r"""Return the nearest point in Frobenius norm, the polar factor :math:`P Q^\top` (SVD)."""
+        p, _, qh = torch.linalg.svd(x.to(work_dtype(x.dtype)), full_matrices=False)
+        return (p @ qh).to(x.dtype)
+
+    def transp(self, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
+        """Transport by projection onto the tangent space at ``y``."""
+        return self.proju(y, v)
+
+    def expmap(self, x: Tensor, u: Tensor) -> Tensor:
+        """Exponential map of the embedded metric (the geodesic), :math:`O(N M^2)`.
+
+        ``u`` is first projected onto the tangent space: the geodesic formula leaves the
+        manifold for non-tangent vectors, and geoopt's ``RiemannianSGD`` passes one on
+        its first momentum step (its buffer starts from the Euclidean gradient).
+        """
+        dtype = x.dtype
+        x, u = x.to(work_dtype(dtype)), u.to(work_dtype(dtype))
+        return _exp_geodesic(x, self.proju(x, u)).to(dtype)
+
+    def matrix(self, x: Tensor) -> Tensor:
+        """Return ``x``: points are the Stiefel matrices themselves."""
+        return x
+
+    def from_matrix(self, m: Tensor, *, atol: float | None = None) -> ManifoldTensor:
+        """Return a copy of ``m`` as a point, after checking its columns are orthonormal."""
+        m = _check_orthonormal(m, "m", atol)
+        return self._point(m.detach().clone())
+
+    def random(
+        self,
+        *size: int,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> ManifoldTensor:
+        """Return a Haar-distributed point; ``size`` is ``(*, N, M)``, ``M <= N``."""
+        shape = matrix_shape(size, self.name)
+        return self._point(haar(shape, dtype=dtype, device=device, generator=generator))
+
+    def origin(
+        self,
+        *size: int,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+        seed: int | None = 42,
+    ) -> ManifoldTensor:
+        """Return :math:`[I; 0]`; ``size`` is ``(*, N, M)``; ``seed`` is ignored."""
+        shape = matrix_shape(size, self.name)
+        eye = torch.eye(shape[-2], shape[-1], dtype=dtype, device=device)
+        return self._point(eye.expand(shape).clone())
+
+
+class CayleyStiefel(_Stiefel):
+    r"""Stiefel manifold with the Cayley retraction in low-rank form.
+
+    .. math::
+
+        R_X(U) = \Bigl(I - \tfrac12 A\Bigr)^{-1} \Bigl(I + \tfrac12 A\Bigr) X, \qquad
+        A = P U X^\top - X U^\top P, \quad P = I - \tfrac12 X X^\top.
+
+    :math:`A` is skew-symmetric, so the Cayley transform
+    :math:`C = (I - A/2)^{-1}(I + A/2)` is orthogonal and :math:`R_X(U)` has orthonormal
+    columns for any :math:`U`. For tangent :math:`U`, :math:`A X = U`, so the retraction
+    is first-order correct: :math:`\frac{d}{dt} R_X(tU)|_{t=0} = U`. (geoopt's
+    ``CanonicalStiefel`` uses :math:`A = U X^\top - X U^\top`, whose derivative at 0 is
+    :math:`U + X X^\top U`, twice the step on square matrices.)
+
+    :math:`A = L R^\top` with :math:`L = [PU, X]` and :math:`R = [X, -PU]`
+    (:math:`N \times 2M`), and by the Woodbury identity
+    :math:`C Y = Y + L (I - \tfrac12 R^\top L)^{-1} R^\top Y`: one :math:`2M \times 2M`
+    solve and :math:`O(N M^2)` flops, never an :math:`N \times N` matrix.
+
+    Momentum is transported by the same rotation, :math:`V \mapsto C V`
+    (``retr_transp``, ``transp_follow_retr``), an isometry onto the tangent space at the
+    new point; with it the retraction is reversible:
+    :math:`R_{R_X(U)}(-C U) = X`. ``transp(x, y, v)``, which does not know :math:`U`,
+    projects.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cwy_manifolds import CayleyStiefel
+    >>> st = CayleyStiefel()
+    >>> x = st.random(100, 4, dtype=torch.float64)
+    >>> y = st.retr(x, st.proju(x, torch.randn(100, 4, dtype=torch.float64)))
+    >>> st.check_point_on_manifold(y)
+    True
+    """
+
+    name = "CayleyStiefel"
+    reversible = True
+
+    @staticmethod
+    def _cayley(x: Tensor, u: Tensor, y: Tensor) -> Tensor:
+        """Apply :math:`C` (see class doc) to ``y``, in the working dtype."""
+        dtype = work_dtype(x.dtype)
+        x, u, y = x.to(dtype), u.to(dtype), y.to(dtype)
+        pu = u - x @ (x.mT @ u) / 2
+        left, right = torch.cat([pu, x], dim=-1), torch.cat([x, -pu], dim=-1)
+        eye = torch.eye(left.shape[-1], dtype=dtype, device=x.device)
+        return y + left @ torch.linalg.solve(eye - right.mT @ left / 2, right.mT @ y)
+
+    def retr(self, x: Tensor, u: Tensor) -> Tensor:
+        """Cayley retraction in low-rank form (class doc)."""
+        return self._cayley(x, u, x).to(x.dtype)
+
+    def retr_transp(self, x: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Retract ``x`` along ``u`` and transport ``v`` by the same rotation, at once."""
+        m = x.shape[-1]
+        xv = torch.cat(torch.broadcast_tensors(x, v), dim=-1)
+        out = self._cayley(x, u, xv).to(x.dtype)
+        return out[..., :m], out[..., m:]
+
+    def transp_follow_retr(self, x: Tensor, u: Tensor, v: Tensor) -> Tensor:
+        """Transport ``v`` by the rotation of the Cayley retraction along ``u``."""
+        return self._cayley(x, u, v).to(v.dtype)
+
+
+class ExpStiefel(_Stiefel):
+    r"""Stiefel manifold whose retraction is the exponential map (geodesics).
+
+    .. math::
+
+        R_X(U) = [X, U] \exp\begin{bmatrix} A & -S \\ I & A \end{bmatrix}
+        \begin{bmatrix} \exp(-A) \\ 0 \end{bmatrix}, \qquad A = X^\top U, \ S = U^\top U,
+
+    the geodesic of the embedded metric (Edelman, Arias, Smith, SIAM J. Matrix Anal.
+    Appl. 1998): two matrix exponentials of size :math:`2M` and :math:`M` and
+    :math:`O(N M^2)` flops. Exact in exact arithmetic; in floating point one step is
+    off the manifold by about :math:`\varepsilon \|U\|_F` and the points drift slowly
+    over many steps (geoopt's ``stabilize`` option calls ``projx`` periodically).
+    Transport projects.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cwy_manifolds import ExpStiefel
+    >>> st = ExpStiefel()
+    >>> x = st.random(10, 3, dtype=torch.float64)
+    >>> st.check_point_on_manifold(st.retr(x, st.proju(x, torch.randn(10, 3, dtype=torch.float64))))
+    True
+    """
+
+    name = "ExpStiefel"
+
+    def retr(self, x: Tensor, u: Tensor) -> Tensor:
+        """Retract by the exponential map."""
+        return self.expmap(x, u)
+
+
+class QRStiefel(_Stiefel):
+    r"""Stiefel manifold with the QR retraction.
+
+    .. math::
+
+        R_X(U) = \operatorname{qf}(X + U),
+
+    the Q factor of a thin QR decomposition with the signs fixed so that the R factor
+    has a positive diagonal (which makes the map smooth and first-order correct).
+    About :math:`4 N M^2` flops (Householder QR, LAPACK). Transport projects.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cwy_manifolds import QRStiefel
+    >>> st = QRStiefel()
+    >>> x = st.random(10, 3, dtype=torch.float64)
+    >>> st.check_point_on_manifold(st.retr(x, st.proju(x, torch.randn(10, 3, dtype=torch.float64))))
+    True
+    """
+
+    name = "QRStiefel"
+
+    def retr(self, x: Tensor, u: Tensor) -> Tensor:
+        """Q factor of ``x + u`` with a positive diagonal of R."""
+        q, r = torch.linalg.qr((x + u).to(work_dtype(x.dtype)))
+        signs = torch.where(torch.diagonal(r, dim1=-2, dim2=-1) < 0, -1.0, 1.0)
+        return (q * signs.unsqueeze(-2).to(q.dtype)).to(x.dtype)
