@@ -1,4 +1,4 @@
-# Quick start: `make demo` (set up, run the main job) and `make test` (set up, lint, test).
+# Quick start: `make demo` (set up, run the comparison) and `make test` (set up, lint, test).
 # Both create ./.venv on first use and reinstall when pyproject.toml changes.
 
 PYTHON ?= python3
@@ -16,11 +16,11 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,compare]"
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cwy-manifolds demo
+	$(BIN)/cwy-manifolds compare --out out/compare
 
 test: lint
 	$(BIN)/python -m pytest

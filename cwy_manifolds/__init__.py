@@ -1,6 +1,8 @@
 """cwy_manifolds: optimization over orthogonal and Stiefel matrices with CWY and T-CWY."""
 
+from . import problems
 from ._checks import set_value_checks, value_checks_enabled
+from .compare import compare
 from .householder import cwy, cwy_apply, householder_product, tcwy, tcwy_apply
 from .inverse import cwy_inverse, tcwy_inverse
 from .manifolds import (
@@ -25,6 +27,7 @@ __all__ = [
     "ExpStiefel",
     "QRStiefel",
     "__version__",
+    "compare",
     "cwy",
     "cwy_apply",
     "cwy_inverse",
@@ -32,6 +35,7 @@ __all__ = [
     "get_manifold",
     "householder_product",
     "matrix",
+    "problems",
     "set_value_checks",
     "tcwy",
     "tcwy_apply",

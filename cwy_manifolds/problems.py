@@ -197,23 +197,26 @@ class Problem(abc.ABC):
 
     def gap(self, x: Tensor) -> float:
         """Relative gap to the optimum (Note [relative gap]); NaN without an optimum."""
-        if self.optimum is None:
-            return math.nan
-        with torch.no_grad():
-            value = float(self.loss(x.detach().to("cpu", F64)))
-        return (value - self.optimum) / max(1.0, abs(self.optimum))
+        return self.metrics(x, extra=False)["gap"]
 
     def feasibility(self, x: Tensor) -> float:
         r""":math:`\|X^\top X - I\|_F` in float64."""
         x = check_tensor(x, "x").detach().to("cpu", F64)
         return float(torch.linalg.matrix_norm(x.mT @ x - torch.eye(x.shape[-1], dtype=F64)))
 
-    def metrics(self, x: Tensor) -> dict[str, float]:
-        """Return ``loss``, ``gap`` (relative), ``feasibility`` and problem-specific values."""
+    def metrics(self, x: Tensor, *, extra: bool = True) -> dict[str, float]:
+        """Return ``loss``, ``gap`` (relative), ``feasibility`` and problem-specific values.
+
+        ``extra=False`` leaves out the problem-specific values (for PCA the principal
+        angle, which costs SVDs), for cheap per-step records.
+        """
+        x = check_tensor(x, "x").detach().to("cpu", F64)
         with torch.no_grad():
-            value = float(self.loss(x.detach().to("cpu", F64)))
-        out = {"loss": value, "gap": self.gap(x), "feasibility": self.feasibility(x)}
-        return out | self._extra_metrics(x.detach().to("cpu", F64))
+            value = float(self.loss(x))
+        optimum = self.optimum
+        gap = math.nan if optimum is None else (value - optimum) / max(1.0, abs(optimum))
+        out = {"loss": value, "gap": gap, "feasibility": self.feasibility(x)}
+        return out | self._extra_metrics(x) if extra else out
 
     def __repr__(self) -> str:
         args = f"name={self.name!r}, n={self.n}, p={self.p}, group={self.group!r}"
