@@ -395,8 +395,8 @@ def compare(
     >>> from cwy_manifolds import compare
     >>> from cwy_manifolds.problems import PCA
     >>> result = compare(PCA.random(8, 2), methods=["tcwy", "qr"], optimizers=["radam"],
-    ...                  references=[], steps=50, lr=0.05)
-    >>> [(row["method"], row["gap"] < 1e-3) for row in result.table()]
+    ...                  references=[], steps=100, lr_grid=[0.1, 0.3, 1.0])
+    >>> [(row["method"], row["gap"] < 1e-5) for row in result.table()]
     [('tcwy', True), ('qr', True)]
     """
     if not isinstance(problem, Problem):
