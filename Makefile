@@ -9,14 +9,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup demo test lint format docs clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,compare]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,compare,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -33,5 +33,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# HTML in docs/_build/html; warnings are errors and the gallery's examples run.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -nW --keep-going -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache docs/_build docs/generated \
+		docs/auto_examples docs/sg_execution_times.rst

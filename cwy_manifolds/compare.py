@@ -4,7 +4,7 @@ r"""Compare manifolds and optimizers on problems with known answers.
 records, per step, the loss, the relative optimality gap, the feasibility
 :math:`\|X^\top X - I\|_F` of the matrix and the wall-clock time of the optimization
 steps (metrics are computed outside the timed part). Methods are the manifolds of the
-package, by name (:data:`~cwy_manifolds.MANIFOLDS`), plus geoopt's stock
+package, by name (:data:`~cwy_manifolds.manifolds.MANIFOLDS`), plus geoopt's stock
 ``CanonicalStiefel``; reference rows come from pymanopt's solvers when it is installed.
 
 Note [fair learning rates]
@@ -12,9 +12,10 @@ Note [fair learning rates]
 Step sizes mean different things on different manifolds (an Adam step on CWY vectors
 is elementwise; on a Stiefel manifold geoopt uses one second moment per matrix), so no
 single learning rate is fair. By default every pair runs every rate of a small log grid
-and the run reported is the one that reaches the tolerance in the fewest steps, or
-failing that ends with the lowest loss; the final gap of every rate tried is kept in
-:attr:`Run.lr_grid` and shown in the table. Pass ``lr`` to use one fixed rate instead.
+and the run reported is the one that gets within the tolerance (and stays there) in the
+fewest steps, or failing that ends with the lowest loss. The final gap of every rate
+tried is kept in :attr:`Run.lr_grid` and shown in the table. Pass ``lr`` to use one
+fixed rate instead.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ __all__ = [
     "compare",
 ]
 
-#: Method name -> manifold factory: the package's manifolds plus geoopt's stock one.
+#: The manifold factory of each method name (the package's and geoopt's stock Stiefel).
 METHODS: dict[str, Callable[[], geoopt.manifolds.Manifold]] = {
     **MANIFOLDS,
     "geoopt-canonical": geoopt.CanonicalStiefel,
@@ -85,10 +86,25 @@ class ConfigError(ValueError):
 
 @dataclass
 class Run:
-    """One (method, optimizer) run: its settings, why it stopped and its trace.
+    r"""One (method, optimizer) run: its settings, why it stopped and its trace.
 
     The trace has one entry per recorded point: the start, then the point after each
-    step; ``seconds`` is the cumulative time of the optimization steps.
+    step (for pymanopt rows: each logged iteration).
+
+    Attributes
+    ----------
+    method, optimizer : str
+        Names from :data:`METHODS` and :data:`OPTIMIZERS` (``"pymanopt"`` and a key of
+        :data:`REFERENCES` for reference rows).
+    lr : float or None
+        The learning rate of this run (None for reference rows).
+    stop_reason : str
+        Why the run stopped, in plain words.
+    step, loss, gap, feasibility, seconds : list
+        The trace: step number, loss, relative gap, :math:`\|X^\top X - I\|_F` and the
+        cumulative wall-clock seconds of the optimization steps.
+    lr_grid : dict
+        Learning rate -> final gap, for every rate tried when a grid was searched.
     """
 
     method: str
@@ -111,8 +127,10 @@ class Run:
         self.seconds.append(seconds)
 
     def first_within(self, tol: float) -> int | None:
-        """Index of the first trace point with gap <= ``tol``, or None."""
-        return next((i for i, g in enumerate(self.gap) if g <= tol), None)
+        """Index of the trace point from which the gap stays <= ``tol``, or None."""
+        above = [i for i, g in enumerate(self.gap) if not g <= tol]
+        start = above[-1] + 1 if above else 0
+        return start if start < len(self.gap) else None
 
     def summary(self, tol: float) -> dict[str, object]:
         """One row of the summary table (plain values, for CSV and printing)."""

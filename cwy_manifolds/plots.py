@@ -27,13 +27,13 @@ def plot_comparison(result: Comparison, folder: str | Path) -> list[Path]:
     Parameters
     ----------
     result : Comparison
-        From :func:`~cwy_manifolds.compare`.
-    folder : str or Path
+        From :func:`~cwy_manifolds.compare.compare`.
+    folder : str or pathlib.Path
         Created if missing.
 
     Returns
     -------
-    list of Path
+    list of pathlib.Path
         The files written. Without a reference optimum (gap NaN) the first two plots
         show the loss instead of the gap.
     """

@@ -248,9 +248,9 @@ class PCA(Problem):
 
     Attributes
     ----------
-    cov : Tensor
+    cov : torch.Tensor
         :math:`C`, symmetrised, float64 on the CPU.
-    eigenvalues : Tensor
+    eigenvalues : torch.Tensor
         :math:`\lambda_1 \ge \dots \ge \lambda_n`, float64.
 
     Notes
@@ -423,7 +423,7 @@ class Procrustes(Problem):
 
     Attributes
     ----------
-    a, b : Tensor
+    a, b : torch.Tensor
         :math:`A` and :math:`B`, float64 on the CPU.
 
     Notes

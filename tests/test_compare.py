@@ -9,7 +9,7 @@ import torch
 
 from cwy_manifolds import compare
 from cwy_manifolds.cli import main
-from cwy_manifolds.compare import ConfigError, _Progress
+from cwy_manifolds.compare import ConfigError, Run, _Progress
 from cwy_manifolds.plots import plot_comparison
 from cwy_manifolds.problems import PCA, Procrustes
 
@@ -47,6 +47,12 @@ def test_grid_is_searched_and_shown(pca_result):
         assert run.lr in GRID
         assert run.lr_grid[run.lr] == run.gap[-1]
     assert "final gap for each learning rate tried" in pca_result.format_table()
+
+
+def test_steps_to_tol_count_from_where_the_gap_stays_below():
+    run = Run("qr", "radam", 1.0, "test", gap=[1.0, 1e-7, 1.0, 1e-7, 1e-8])
+    assert run.first_within(1e-6) == 3
+    assert Run("qr", "radam", 1.0, "test", gap=[1.0, 1e-7, 1.0]).first_within(1e-6) is None
 
 
 def test_traces_are_monotone_in_steps_and_time(pca_result):

@@ -15,6 +15,8 @@ from ._base import MatrixManifold
 from .cwy import CWY, TCWY
 from .stiefel import CayleyStiefel, ExpStiefel, QRStiefel
 
+MatrixManifold.__module__ = __name__  # documented here, where users import it from
+
 __all__ = [
     "CWY",
     "MANIFOLDS",
@@ -39,7 +41,7 @@ MANIFOLDS: dict[str, type[MatrixManifold]] = {
 
 
 def get_manifold(name: str, **kwargs: object) -> MatrixManifold:
-    """Return a new manifold by method name (a key of :data:`MANIFOLDS`).
+    """Return a new manifold by method name (a key of :data:`~cwy_manifolds.manifolds.MANIFOLDS`).
 
     Examples
     --------
