@@ -15,6 +15,7 @@ from .manifolds import (
     from_matrix,
     get_manifold,
     matrix,
+    renormalize_,
 )
 
 __version__ = "0.1.0"
@@ -36,6 +37,7 @@ __all__ = [
     "householder_product",
     "matrix",
     "problems",
+    "renormalize_",
     "set_value_checks",
     "tcwy",
     "tcwy_apply",

@@ -14,6 +14,7 @@ from torch import Tensor
 from ._base import MatrixManifold
 from .cwy import CWY, TCWY
 from .stiefel import CayleyStiefel, ExpStiefel, QRStiefel
+from .vectors import renormalize_
 
 MatrixManifold.__module__ = __name__  # documented here, where users import it from
 
@@ -28,6 +29,7 @@ __all__ = [
     "from_matrix",
     "get_manifold",
     "matrix",
+    "renormalize_",
 ]
 
 #: Method names of the package, shared by the harness, the CLI and the parametrizations.

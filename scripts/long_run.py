@@ -1,0 +1,109 @@
+"""Long runs: orthogonality drift and column norms over many optimizer steps.
+
+Online PCA in float32: every step draws a minibatch of samples from a fixed covariance
+and takes one optimizer step on minus the captured variance, so the point keeps moving
+for the whole run. For each manifold the script records ||X^T X - I||_F of the matrix
+(computed in float64) at log-spaced steps; for T-CWY it also records the column norms of
+the vectors, which plain SGD can only grow (the gradient is orthogonal to each column).
+
+    python scripts/long_run.py                  # 100,000 steps (several minutes)
+    python scripts/long_run.py --steps 2000     # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import geoopt
+import torch
+
+import cwy_manifolds as cm
+
+# method -> (manifold factory, geoopt's stabilize period, renormalize_ period)
+METHODS = {
+    "tcwy": (cm.TCWY, None, None),
+    "tcwy, renormalized every 100": (cm.TCWY, None, 100),
+    "cayley": (cm.CayleyStiefel, None, None),
+    "qr": (cm.QRStiefel, None, None),
+    "exp": (cm.ExpStiefel, None, None),
+    "exp, stabilize=100": (cm.ExpStiefel, 100, None),
+    "geoopt EuclideanStiefelExact": (geoopt.EuclideanStiefelExact, None, None),
+    "geoopt CanonicalStiefel": (geoopt.CanonicalStiefel, None, None),
+}
+
+
+def checkpoints(steps: int) -> list[int]:
+    """Return the steps 0, 10, 100, ... up to ``steps`` (always included)."""
+    return sorted({0, steps, *(10**k for k in range(1, int(math.log10(steps)) + 1))})
+
+
+def run(
+    method: str,
+    steps: int,
+    *,
+    n: int = 64,
+    p: int = 8,
+    batch: int = 16,
+    lr: float = 0.05,
+    momentum: float = 0.0,
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+) -> dict[int, dict[str, float]]:
+    """Run online PCA with RiemannianSGD; return metrics at the checkpoints."""
+    factory, stabilize, renormalize = METHODS[method]
+    gen = torch.Generator().manual_seed(seed)
+    scales = torch.linspace(2.0, 0.2, n, dtype=torch.float64)
+    start = cm.QRStiefel().random(n, p, dtype=torch.float64, generator=gen).to(dtype)
+    manifold = factory()
+    x = geoopt.ManifoldParameter(cm.from_matrix(manifold, start))
+    opt = geoopt.optim.RiemannianSGD([x], lr=lr, momentum=momentum, stabilize=stabilize)
+    marks, out = set(checkpoints(steps)), {}
+    for k in range(steps + 1):
+        if k in marks:
+            w = cm.matrix(x).detach().double()
+            entry = {
+                "error": float(
+                    torch.linalg.matrix_norm(w.T @ w - torch.eye(p, dtype=torch.float64))
+                )
+            }
+            if factory is cm.TCWY:
+                norms = torch.linalg.vector_norm(x.detach().double(), dim=0)
+                entry |= {"norm_mean": float(norms.mean()), "norm_max": float(norms.max())}
+            out[k] = entry
+        if k == steps:
+            break
+        samples = (torch.randn(batch, n, generator=gen, dtype=torch.float64) * scales).to(dtype)
+        opt.zero_grad()
+        projected = samples @ cm.matrix(x)
+        (-projected.square().sum() / batch).backward()
+        opt.step()
+        if renormalize and (k + 1) % renormalize == 0:
+            cm.renormalize_(x, opt)
+    return out
+
+
+def main() -> None:
+    """Print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--lr", type=float, default=0.05)
+    args = parser.parse_args()
+    marks = checkpoints(args.steps)
+    results = {m: run(m, args.steps, lr=args.lr) for m in METHODS}
+    print(f"||X^T X - I||_F, float32, n = 64, p = 8, RiemannianSGD lr = {args.lr}:\n")
+    print("| method | " + " | ".join(f"step {k:,}" for k in marks) + " |")
+    print("|---|" + "---|" * len(marks))
+    for method, out in results.items():
+        print(f"| {method} | " + " | ".join(f"{out[k]['error']:.1e}" for k in marks) + " |")
+    for name in ("tcwy", "tcwy, renormalized every 100"):
+        print(f"\n{name}: column norms (they start at 1):\n")
+        print("| step | mean norm | max norm | effective step lr / mean norm^2 |")
+        print("|---|---|---|---|")
+        for k in marks:
+            mean, top = results[name][k]["norm_mean"], results[name][k]["norm_max"]
+            print(f"| {k:,} | {mean:.4f} | {top:.4f} | {args.lr / mean**2:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
