@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from .manifolds import MANIFOLDS, from_matrix, matrix
-from .manifolds._base import flip_last_column, haar
+from .manifolds._base import haar
 from .problems import Problem
 
 __all__ = [
@@ -245,10 +245,7 @@ def _choices(names: Iterable[str] | None, valid: Sequence[str], what: str) -> li
 def _start_matrix(problem: Problem, seed: int) -> Tensor:
     """Haar-random start on St(n, p); square problems start in SO(n)."""
     gen = torch.Generator().manual_seed(seed)
-    x = haar((problem.n, problem.p), dtype=torch.float64, generator=gen)
-    if problem.p == problem.n and torch.linalg.det(x) < 0:
-        x = flip_last_column(x)
-    return x
+    return haar((problem.n, problem.p), det=1, dtype=torch.float64, generator=gen)
 
 
 def _sync(device: torch.device) -> None:

@@ -40,6 +40,7 @@ def matrix_shape(size: tuple, name: str, *, square: bool = False) -> tuple[int, 
 def haar(
     shape: tuple[int, ...],
     *,
+    det: int | None = None,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
@@ -47,13 +48,18 @@ def haar(
     """Haar-distributed matrices with orthonormal columns, shape ``(*, N, M)``.
 
     The Q factor of a Gaussian matrix, with the signs of the columns fixed so that R has
-    a positive diagonal (without that fix the distribution is not Haar).
+    a positive diagonal (without that fix the distribution is not Haar). With ``det`` and
+    a square shape, the last column is negated where the determinant has the other sign,
+    which maps Haar measure on :math:`O(N)` to Haar measure on that component.
     """
     dtype = dtype or torch.get_default_dtype()
     g = torch.randn(shape, dtype=work_dtype(dtype), device=device, generator=generator)
     q, r = torch.linalg.qr(g)
-    signs = torch.where(torch.diagonal(r, dim1=-2, dim2=-1) < 0, -1.0, 1.0)
-    return (q * signs.unsqueeze(-2).to(q.dtype)).to(dtype)
+    q = q * torch.where(torch.diagonal(r, dim1=-2, dim2=-1) < 0, -1.0, 1.0).unsqueeze(-2)
+    if det is not None and shape[-1] == shape[-2] and q.numel():
+        wrong = (torch.linalg.det(q) * det < 0)[..., None, None]
+        q = torch.where(wrong, flip_last_column(q), q)
+    return q.to(dtype)
 
 
 def flip_last_column(q: Tensor) -> Tensor:

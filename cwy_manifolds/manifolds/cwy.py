@@ -107,6 +107,14 @@ class _FlatVectors(MatrixManifold):
         """Return ``v``: transport is the identity in a flat space."""
         return v
 
+    def _last_units(
+        self, shape: tuple[int, ...], dtype: torch.dtype | None, device: torch.device | str | None
+    ) -> ManifoldTensor:
+        """Vectors all equal to :math:`e_N` (the ``origin`` of both manifolds)."""
+        v = torch.zeros(shape, dtype=dtype, device=device)
+        v[..., -1, :] = 1
+        return self._point(v)
+
 
 class CWY(_FlatVectors):
     r"""Orthogonal matrices as products of Householder reflections, in compact WY form.
@@ -261,10 +269,7 @@ class CWY(_FlatVectors):
         if count < shape[-1]:
             v = torch.randn(*shape[:-1], count, dtype=dtype, device=device, generator=generator)
             return self._point(v)
-        q = haar(shape, dtype=dtype, device=device, generator=generator)
-        if q.numel():
-            wrong = torch.linalg.det(q.to(torch.promote_types(q.dtype, torch.float32))) * self.det
-            q = torch.where((wrong < 0)[..., None, None], flip_last_column(q), q)
+        q = haar(shape, det=self.det, dtype=dtype, device=device, generator=generator)
         return self.from_matrix(q)
 
     def origin(
@@ -280,9 +285,7 @@ class CWY(_FlatVectors):
         :math:`e_N`: a singular point of the map (Note [singular at the identity]).
         """
         shape = matrix_shape(size, "CWY", square=True)
-        v = torch.zeros(*shape[:-1], self._count(shape[-1]), dtype=dtype, device=device)
-        v[..., -1, :] = 1
-        return self._point(v)
+        return self._last_units((*shape[:-1], self._count(shape[-1])), dtype, device)
 
 
 class TCWY(_FlatVectors):
@@ -357,12 +360,10 @@ class TCWY(_FlatVectors):
         :math:`(-1)^N`.
         """
         shape = matrix_shape(size, "TCWY")
-        q = haar(shape, dtype=dtype, device=device, generator=generator)
-        n = shape[-1]
-        if n == shape[-2] and q.numel():
-            wrong = torch.linalg.det(q.to(torch.promote_types(q.dtype, torch.float32))) * (-1) ** n
-            q = torch.where((wrong < 0)[..., None, None], flip_last_column(q), q)
-        return self.from_matrix(q)
+        det = (-1) ** shape[-1]  # only used when square
+        return self.from_matrix(
+            haar(shape, det=det, dtype=dtype, device=device, generator=generator)
+        )
 
     def origin(
         self,
@@ -377,7 +378,4 @@ class TCWY(_FlatVectors):
         (the identity has the other determinant). ``seed`` is ignored. A singular point
         of the map (Note [singular at the identity]).
         """
-        shape = matrix_shape(size, "TCWY")
-        v = torch.zeros(shape, dtype=dtype, device=device)
-        v[..., -1, :] = 1
-        return self._point(v)
+        return self._last_units(matrix_shape(size, "TCWY"), dtype, device)
