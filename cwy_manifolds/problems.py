@@ -514,7 +514,10 @@ class Procrustes(Problem):
         )
 
     def _extra_metrics(self, x: Tensor) -> dict[str, float]:
-        return {"det": float(torch.linalg.det(x))} if self.p == self.n else {}
+        if self.p != self.n:
+            return {}
+        sign, logabs = torch.linalg.slogdet(x)
+        return {"det": float(sign * logabs.exp())}
 
     @classmethod
     def random(

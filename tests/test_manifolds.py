@@ -425,3 +425,13 @@ def test_check_point_rejects_non_orthonormal_stiefel():
     ok, reason = cm.QRStiefel().check_point_on_manifold(torch.ones(4, 2), explain=True)
     assert not ok
     assert "X^T X != I" in reason
+
+
+@pytest.mark.parametrize("det", [1, -1])
+def test_large_float32_random_has_the_right_determinant(det):
+    """The sign comes from slogdet: a float32 det of a 512 x 512 matrix overflows."""
+    manifold = cm.CWY(det=det)
+    for seed in range(2):
+        x = manifold.random(512, 512, generator=torch.Generator().manual_seed(seed))
+        sign = torch.linalg.slogdet(manifold.matrix(x).double()).sign
+        assert int(sign) == det

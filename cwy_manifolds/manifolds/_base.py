@@ -57,7 +57,8 @@ def haar(
     q, r = torch.linalg.qr(g)
     q = q * torch.where(torch.diagonal(r, dim1=-2, dim2=-1) < 0, -1.0, 1.0).unsqueeze(-2)
     if det is not None and shape[-1] == shape[-2] and q.numel():
-        wrong = (torch.linalg.det(q) * det < 0)[..., None, None]
+        # slogdet: the LU pivots' running product overflows in float32 from N ~ 400
+        wrong = (torch.linalg.slogdet(q).sign * det < 0)[..., None, None]
         q = torch.where(wrong, flip_last_column(q), q)
     return q.to(dtype)
 

@@ -234,7 +234,7 @@ class CWY(_FlatVectors):
         else:
             atol = orthonormality_atol(n, m.dtype) if atol is None else atol
             v, resid = few_reflections(p, count, atol)
-            wrong_det = torch.linalg.det(m.to(v.dtype)) * self.det < 0
+            wrong_det = torch.linalg.slogdet(m.to(v.dtype)).sign * self.det < 0
             if not bool(wrong_det.any()) and bool((resid > atol).any()):
                 raise ValueError(
                     f"m must be reachable with n_reflections = {count}, that is fix a "
