@@ -1,6 +1,6 @@
 """cwy_manifolds: optimization over orthogonal and Stiefel matrices with CWY and T-CWY."""
 
-from . import problems
+from . import nn, problems
 from ._checks import set_value_checks, value_checks_enabled
 from .compare import compare
 from .householder import cwy, cwy_apply, householder_product, tcwy, tcwy_apply
@@ -36,6 +36,7 @@ __all__ = [
     "get_manifold",
     "householder_product",
     "matrix",
+    "nn",
     "problems",
     "renormalize_",
     "set_value_checks",

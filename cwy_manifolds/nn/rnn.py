@@ -1,0 +1,346 @@
+r"""Recurrent networks with an orthogonal recurrent matrix (CWY).
+
+An orthogonal recurrent matrix preserves the norm of the hidden state and of the
+back-propagated gradient, which is what lets such networks learn long-range dependencies
+(the copying task of ``examples/plot_copying_task.py``).
+
+Note [recurrence without forming the matrix]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+:class:`OrthogonalRNN` prepares the recurrent map once per forward pass. With
+:math:`L = N` reflections it forms :math:`W_{hh}` (about :math:`2 N^3` flops) and each
+step costs a product :math:`2 N^2 B` for a batch of :math:`B`. With :math:`L < N` it
+never forms :math:`W_{hh}`: each step applies :func:`~cwy_manifolds.cwy_apply`, about
+:math:`4 N L B + 2 N L^2` flops (:func:`~cwy_manifolds.cwy_apply` rebuilds its
+:math:`L \times L` factor at every call). Only the first step of a forward pass runs the
+value checks on the vectors (the later steps see the same vectors, and run with the
+checks off), so checking costs one host-device synchronisation per sequence, not one per
+step, and under :func:`torch.compile` at most one graph break (Note [value checks under
+torch.compile] in ``_map.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .._checks import set_value_checks
+from ..householder import cwy_apply
+from ..manifolds._base import flip_last_column
+from ._map import Orthogonal
+from .linear import make_point
+
+__all__ = ["OrthogonalRNN", "OrthogonalRNNCell"]
+
+#: Nonlinearities of the recurrent cells.
+NONLINEARITIES = ("modrelu", "tanh", "relu")
+
+
+class OrthogonalRNNCell(nn.Module):
+    r"""One step of an Elman RNN whose recurrent matrix is orthogonal (CWY).
+
+    .. math::
+
+        h' = \sigma\bigl(W_{ih} x + W_{hh} h + b\bigr), \qquad
+        \operatorname{modReLU}_b(z) = \operatorname{sign}(z) \max(|z| + b, 0),
+
+    where :math:`W_{hh} = H(v_1) \cdots H(v_L) D^s` is orthogonal with determinant ``det``
+    (see :func:`~cwy_manifolds.nn.orthogonal`), :math:`x` is the input and :math:`h` the
+    hidden state. For ``nonlinearity="modrelu"`` (the choice of the expRNN and scoRNN
+    papers) the bias :math:`b` enters as the threshold of modReLU instead:
+    :math:`h' = \operatorname{modReLU}_b(W_{ih} x + W_{hh} h)`.
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+        Sizes of the input :math:`x` and of the hidden state :math:`h` (:math:`N`).
+    bias : bool, default True
+        Learn :math:`b`. Required for ``"modrelu"`` (without it modReLU is the identity).
+    nonlinearity : {"modrelu", "tanh", "relu"}, default "modrelu"
+        :math:`\sigma`.
+    n_reflections, det : optional
+        :math:`L` (default :math:`N`) and the determinant (default +1) of :math:`W_{hh}`.
+        With :math:`L < N`, :math:`W_{hh}` is applied without being formed.
+    manifold_parameter : bool, default False
+        Store the reflection vectors as a :class:`geoopt.ManifoldParameter` on
+        :class:`~cwy_manifolds.CWY` (see :class:`~cwy_manifolds.nn.OrthogonalLinear`).
+    device, dtype : optional
+        Factory arguments of the parameters.
+
+    Attributes
+    ----------
+    weight_ih : torch.nn.Parameter, shape ``(hidden_size, input_size)``
+        He-normal initialisation (as in expRNN).
+    weight_hh_original : torch.nn.Parameter, shape ``(hidden_size, L)``
+        The reflection vectors, initialised so that :math:`W_{hh}` is Haar-distributed on
+        its component (Gaussian vectors for :math:`L < N`). No weight decay on it.
+    weight_hh : Tensor, shape ``(hidden_size, hidden_size)``
+        The orthogonal recurrent matrix (a property; assignable through the inverse map).
+    bias : torch.nn.Parameter or None, shape ``(hidden_size,)``
+        Initialised uniformly in :math:`[-0.01, 0.01]`.
+
+    Notes
+    -----
+    Each call prepares :math:`W_{hh}` again: for sequences use :class:`OrthogonalRNN`,
+    which prepares it once per sequence.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cwy_manifolds.nn import OrthogonalRNNCell
+    >>> cell = OrthogonalRNNCell(3, 8)
+    >>> h = torch.zeros(2, 8)
+    >>> for x in torch.randn(5, 2, 3):  # 5 steps, batch of 2
+    ...     h = cell(x, h)
+    >>> h.shape
+    torch.Size([2, 8])
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        nonlinearity: str = "modrelu",
+        n_reflections: int | None = None,
+        det: int | None = None,
+        manifold_parameter: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if nonlinearity not in NONLINEARITIES:
+            names = ", ".join(repr(n) for n in NONLINEARITIES)
+            raise ValueError(f"nonlinearity must be one of {names}; got {nonlinearity!r}")
+        if nonlinearity == "modrelu" and not bias:
+            raise ValueError(
+                "bias must be True for nonlinearity 'modrelu' (without its bias modReLU is the "
+                "identity); got False"
+            )
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.nonlinearity = nonlinearity
+        factory = {"device": device, "dtype": dtype}
+        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size, **factory))
+        self.weight_hh_map = Orthogonal.for_shape(
+            (hidden_size, hidden_size),
+            "weight_hh",
+            method="cwy",
+            n_reflections=n_reflections,
+            det=det,
+            allowed=("cwy",),
+        )
+        self.weight_hh_original = make_point(
+            self.weight_hh_map, manifold_parameter=manifold_parameter, **factory
+        )
+        self.bias = nn.Parameter(torch.empty(hidden_size, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw new parameters (see the attributes for the distributions)."""
+        with torch.no_grad():
+            if self.weight_ih.numel():
+                nn.init.kaiming_normal_(self.weight_ih, nonlinearity="relu")
+            point = self.weight_hh_original
+            point.copy_(self.weight_hh_map.random_point(device=point.device, dtype=point.dtype))
+            if self.bias is not None:
+                self.bias.uniform_(-0.01, 0.01)
+
+    @property
+    def weight_hh(self) -> Tensor:
+        """The orthogonal recurrent matrix, shape ``(hidden_size, hidden_size)``."""
+        return self.weight_hh_map(self.weight_hh_original)
+
+    @weight_hh.setter
+    def weight_hh(self, value: Tensor) -> None:
+        with torch.no_grad():
+            self.weight_hh_original.copy_(self.weight_hh_map.right_inverse(value))
+
+    def recurrence(self) -> Callable[[Tensor], Tensor]:
+        r"""Return the map :math:`h \mapsto h W_{hh}^\top` for rows ``h`` of shape ``(B, N)``.
+
+        Prepared once: :math:`W_{hh}` formed for :math:`L = N`, the matrix-free
+        :func:`~cwy_manifolds.cwy_apply` for :math:`L < N` (Note [recurrence without
+        forming the matrix] in ``cwy_manifolds/nn/rnn.py``).
+        """
+        v = self.weight_hh_original
+        n, count = v.shape
+        if count == n:
+            w = self.weight_hh
+            return lambda h: h @ w.mT
+        flips = self.weight_hh_map.manifold._flips(count)
+
+        def apply(h: Tensor) -> Tensor:
+            h = flip_last_column(h) if flips else h  # W h = cwy(V) (D h)
+            return cwy_apply(v, h.mT).mT
+
+        return apply
+
+    def activation(self, z: Tensor) -> Tensor:
+        r"""Return :math:`\sigma(z)` with the bias, for pre-activations ``z`` (*, N)."""
+        if self.nonlinearity == "modrelu":
+            return torch.sign(z) * F.relu(z.abs() + self.bias)
+        if self.bias is not None:
+            z = z + self.bias
+        return torch.tanh(z) if self.nonlinearity == "tanh" else F.relu(z)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        """Return the next hidden state for ``input`` (B, input_size) or (input_size,).
+
+        ``hx`` has shape ``(B, hidden_size)`` (or ``(hidden_size,)``); default zeros.
+        """
+        batched = input.ndim == 2
+        x = input if batched else input.unsqueeze(0)
+        if hx is None:
+            h = x.new_zeros(x.shape[0], self.hidden_size)
+        else:
+            h = hx if batched else hx.unsqueeze(0)
+        h = self.activation(F.linear(x, self.weight_ih) + self.recurrence()(h))
+        return h if batched else h.squeeze(0)
+
+    def extra_repr(self) -> str:
+        """Describe the sizes and options in the repr."""
+        return (
+            f"{self.input_size}, {self.hidden_size}, bias={self.bias is not None}, "
+            f"nonlinearity={self.nonlinearity!r}"
+        )
+
+
+class OrthogonalRNN(nn.Module):
+    r"""A one-layer RNN with an orthogonal recurrent matrix, for whole sequences.
+
+    Applies :class:`OrthogonalRNNCell` along a sequence, with the interface of
+    :class:`torch.nn.RNN` (one layer, one direction): for :math:`t = 1, \dots, T`,
+
+    .. math::
+
+        h_t = \sigma\bigl(W_{ih} x_t + W_{hh} h_{t-1} + b\bigr).
+
+    The input projection :math:`W_{ih} x_t` is computed for all steps at once and the
+    recurrent map is prepared once per forward pass: :math:`W_{hh}` is formed for
+    :math:`L = N`, applied matrix-free for :math:`L < N` (Note [recurrence without forming
+    the matrix] in ``cwy_manifolds/nn/rnn.py``).
+
+    Parameters
+    ----------
+    input_size, hidden_size, bias, nonlinearity, n_reflections, det, manifold_parameter
+        As in :class:`OrthogonalRNNCell`.
+    batch_first : bool, default False
+        Batched input and output are ``(B, T, *)`` instead of ``(T, B, *)``.
+    device, dtype : optional
+        Factory arguments of the parameters.
+
+    Attributes
+    ----------
+    cell : OrthogonalRNNCell
+        Holds the parameters (``cell.weight_ih``, ``cell.weight_hh_original``,
+        ``cell.bias``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cwy_manifolds.nn import OrthogonalRNN
+    >>> rnn = OrthogonalRNN(4, 16, n_reflections=4)  # W_hh never formed
+    >>> output, h_n = rnn(torch.randn(10, 2, 4))  # T = 10 steps, batch of 2
+    >>> output.shape, h_n.shape
+    (torch.Size([10, 2, 16]), torch.Size([1, 2, 16]))
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        batch_first: bool = False,
+        nonlinearity: str = "modrelu",
+        n_reflections: int | None = None,
+        det: int | None = None,
+        manifold_parameter: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.batch_first = batch_first
+        self.cell = OrthogonalRNNCell(
+            input_size,
+            hidden_size,
+            bias,
+            nonlinearity=nonlinearity,
+            n_reflections=n_reflections,
+            det=det,
+            manifold_parameter=manifold_parameter,
+            device=device,
+            dtype=dtype,
+        )
+
+    @property
+    def input_size(self) -> int:
+        """Size of each input step."""
+        return self.cell.input_size
+
+    @property
+    def hidden_size(self) -> int:
+        """Size of the hidden state."""
+        return self.cell.hidden_size
+
+    def _check(self, input: Tensor, hx: Tensor | None) -> None:
+        layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
+        if input.ndim not in (2, 3) or input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"input must have shape {layout} or (T, input_size) with input_size = "
+                f"{self.input_size}; got {tuple(input.shape)}"
+            )
+        batch = (input.shape[0 if self.batch_first else 1],) if input.ndim == 3 else ()
+        expected = (1, *batch, self.hidden_size)
+        if hx is not None and tuple(hx.shape) != expected:
+            raise ValueError(f"hx must have shape {expected}; got {tuple(hx.shape)}")
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        r"""Run the sequence ``input``; return ``(output, h_n)`` as :class:`torch.nn.RNN` does.
+
+        Parameters
+        ----------
+        input : Tensor
+            Shape ``(T, B, input_size)``, ``(B, T, input_size)`` with ``batch_first``, or
+            ``(T, input_size)`` unbatched.
+        hx : Tensor, optional
+            Initial hidden state, shape ``(1, B, hidden_size)`` (``(1, hidden_size)``
+            unbatched); default zeros.
+
+        Returns
+        -------
+        output : Tensor
+            The hidden states :math:`h_1, \dots, h_T`, laid out as ``input``.
+        h_n : Tensor
+            :math:`h_T`, shape ``(1, B, hidden_size)`` (``(1, hidden_size)`` unbatched).
+        """
+        self._check(input, hx)
+        batched = input.ndim == 3
+        x = input if batched else input.unsqueeze(1)
+        if batched and self.batch_first:
+            x = x.transpose(0, 1)
+        steps, size = x.shape[0], x.shape[1]
+        h = x.new_zeros(size, self.hidden_size) if hx is None else hx.reshape(size, -1)
+        cell = self.cell
+        projected = F.linear(x, cell.weight_ih)  # (T, B, N): every input step at once
+        step = cell.recurrence()
+        outputs = []
+        for t in range(steps):
+            if t == 0:  # checks the vectors (if value checks are on)
+                h = cell.activation(projected[t] + step(h))
+            else:
+                with set_value_checks(False):  # the vectors were checked at step 0
+                    h = cell.activation(projected[t] + step(h))
+            outputs.append(h)
+        output = torch.stack(outputs) if outputs else projected.new_zeros(0, size, self.hidden_size)
+        if batched and self.batch_first:
+            output = output.transpose(0, 1)
+        return (output, h.unsqueeze(0)) if batched else (output.squeeze(1), h)
+
+    def extra_repr(self) -> str:
+        """Describe the layout in the repr."""
+        return f"batch_first={self.batch_first}"
