@@ -16,7 +16,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,compare,docs]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,compare,docs,bench]"
 	touch $(STAMP)
 
 demo: $(STAMP)

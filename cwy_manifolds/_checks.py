@@ -154,3 +154,12 @@ def orthonormality_atol(n: int, dtype: torch.dtype) -> float:
 def work_dtype(dtype: torch.dtype) -> torch.dtype:
     """float32 for half-precision inputs, the input dtype otherwise (Note [precision])."""
     return torch.promote_types(dtype, torch.float32)
+
+
+def product_dtype(t: Tensor) -> torch.dtype:
+    """Return the dtype of the large products for input ``t`` (Note [precision] in householder.py).
+
+    The input dtype, except float32 for half-precision input on the CPU, which has no
+    fast half-precision matrix product.
+    """
+    return work_dtype(t.dtype) if t.device.type == "cpu" else t.dtype

@@ -1,8 +1,9 @@
 """Command-line entry point: ``cwy-manifolds`` (also ``python -m cwy_manifolds``).
 
 Sub-commands: ``compare`` (the main job: optimizers and manifolds on a problem with a
-known answer, a table and plots) and ``demo`` (the functional core against the
-sequential product of reflections). Bad input gives a one-line error and exit code 2.
+known answer, a table and plots), ``bench`` (the speed benchmark against the peers,
+:mod:`cwy_manifolds.bench`) and ``demo`` (the functional core against the sequential
+product of reflections). Bad input gives a one-line error and exit code 2.
 """
 
 from __future__ import annotations
@@ -144,7 +145,17 @@ def _parser() -> tuple[_Parser, dict[str, argparse.ArgumentParser]]:
     demo.add_argument("--sizes", type=_positive_int, nargs="+", default=[64, 256, 512], metavar="N")
     demo.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     demo.add_argument("--repeats", type=_positive_int, default=5)
-    return parser, {"compare": compare, "demo": demo}
+    from .bench import add_arguments
+
+    bench = sub.add_parser(
+        "bench",
+        help="time forming orthogonal matrices and optimizer steps against the peers",
+        description="Time CWY/T-CWY and the peers (torch's orthogonal maps, geoopt's and "
+        "this package's Stiefel retractions, the Householder products, geotorch if "
+        "installed) in matmul equivalents; print the table, write bench.csv and bench.png.",
+    )
+    add_arguments(bench)
+    return parser, {"compare": compare, "demo": demo, "bench": bench}
 
 
 def _make_problem(args: argparse.Namespace) -> Problem:
@@ -215,6 +226,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "compare":
         return _compare(args, commands["compare"])
+    if args.command == "bench":
+        from .bench import run
+
+        try:
+            return run(args)
+        except ValueError as error:
+            commands["bench"].error(str(error))
     from .demo import format_table, run_demo
 
     print(

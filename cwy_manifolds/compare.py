@@ -67,6 +67,8 @@ REFERENCES = {
     "conjugate-gradient": "ConjugateGradient",
     "trust-regions": "TrustRegions",
 }
+#: Learning rates that :func:`compare` tries for every pair when no ``lr`` is given
+#: (Note [fair learning rates]).
 DEFAULT_LR_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0, 30.0)
 _VECTOR_METHODS = ("cwy", "tcwy")
 _NOTES = {

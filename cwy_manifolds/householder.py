@@ -21,14 +21,27 @@ are valid input. Squaring entries of size 1e-30 underflows in float32, so each c
 first divided by its largest absolute entry (computed anyway by the value checks, Note
 [value checks] in ``_checks.py``) and only then by its norm. The scale is detached: for a
 fixed scale, ``w / ||w||`` with ``w = v / scale`` is exactly ``v / ||v||``, so gradients
-are unchanged.
+are unchanged. :func:`cwy` and :func:`tcwy` skip the division by the norm, which enters
+through the diagonal of :math:`S` instead (Note [unnormalised vectors] in
+``_autograd.py``).
 
 Note [precision]
 ~~~~~~~~~~~~~~~~
 Half-precision inputs (float16, bfloat16) are normalised, multiplied into the Gram matrix
 :math:`U^\top U` and solved against :math:`S` in float32 (the solve is the sensitive step,
-and CUDA has no half-precision triangular solve); the large products with :math:`U` run
-in the input dtype and the result has the input dtype.
+and CUDA has no half-precision triangular solve); on accelerators the large products with
+:math:`U` run in the input dtype, on the CPU (which has no fast half-precision matrix
+product) in float32. The result has the input dtype. The hand-derived backward pass of
+:func:`cwy` and :func:`tcwy` runs in float32 for such inputs.
+
+Note [fast path]
+~~~~~~~~~~~~~~~~
+:func:`cwy` and :func:`tcwy` go through one :class:`torch.autograd.Function` with a
+hand-derived backward pass that reuses the factors of the forward pass, forms only half
+of the symmetric Gram matrix for large :math:`L` and writes :math:`I - U W` without
+materialising :math:`I` (``_autograd.py``: Notes [hand-derived backward], [double
+backward], [triangular inverse on accelerators]). Second derivatives and forward-mode AD
+are supported. The apply forms and :func:`householder_product` use plain autograd.
 
 Note [determinant parity]
 ~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -45,7 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_same_kind, check_tensor, column_scale, work_dtype
+from ._autograd import wy_matrix
+from ._checks import check_same_kind, check_tensor, column_scale, product_dtype, work_dtype
 
 __all__ = ["cwy", "cwy_apply", "householder_product", "tcwy", "tcwy_apply"]
 
@@ -137,9 +151,10 @@ def cwy(v: Tensor) -> Tensor:
     :math:`L \times L` triangular solve against :math:`N` right-hand sides; the
     sequential product :func:`householder_product` costs :math:`4 N^2 L` flops in
     :math:`L` dependent steps. For :math:`L < N`, :math:`Q` is the identity on the
-    orthogonal complement of the span of the vectors. Half-precision inputs use float32
-    internals (Note [precision]); checking values costs one host-device synchronisation
-    on accelerators (:class:`set_value_checks`).
+    orthogonal complement of the span of the vectors. The backward pass is derived by
+    hand and costs about :math:`4 N^2 L + 4 N L^2` flops (Note [fast path]).
+    Half-precision inputs use float32 internals (Note [precision]); checking values
+    costs one host-device synchronisation on accelerators (:class:`set_value_checks`).
 
     References
     ----------
@@ -159,11 +174,7 @@ def cwy(v: Tensor) -> Tensor:
     True
     """
     v = _check_vectors(v)
-    u, s = _factors(v)
-    n = v.shape[-2]
-    w = _solve(s, u.mT)  # S^{-1} U^T, (*, L, N)
-    eye = torch.eye(n, dtype=v.dtype, device=v.device)
-    return eye - u.to(v.dtype) @ w.to(v.dtype)
+    return wy_matrix(v, column_scale(v, "v"), v.shape[-2])
 
 
 def tcwy(v: Tensor) -> Tensor:
@@ -198,7 +209,8 @@ def tcwy(v: Tensor) -> Tensor:
 
     Notes
     -----
-    Cost: about :math:`3 N M^2 + \tfrac43 M^3` flops. For :math:`M < N` the map is onto
+    Cost: about :math:`3 N M^2 + \tfrac43 M^3` flops, and about :math:`6 N M^2` for the
+    hand-derived backward pass (Note [fast path]). For :math:`M < N` the map is onto
     :math:`\mathrm{St}(N, M)`; for :math:`M = N` it is ``cwy(v)``, with determinant
     :math:`(-1)^N` (Note [determinant parity]).
 
@@ -214,11 +226,7 @@ def tcwy(v: Tensor) -> Tensor:
     True
     """
     v = _check_vectors(v, thin=True)
-    u, s = _factors(v)
-    n, m = v.shape[-2:]
-    w = _solve(s, u[..., :m, :].mT)  # S^{-1} U_1^T, (*, M, M)
-    top = torch.eye(n, m, dtype=v.dtype, device=v.device)
-    return top - u.to(v.dtype) @ w.to(v.dtype)
+    return wy_matrix(v, column_scale(v, "v"), v.shape[-1])
 
 
 def cwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
@@ -273,8 +281,9 @@ def cwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
     v = _check_vectors(v)
     x = _check_rhs(x, "x", v, v.shape[-2], "N")
     u, s = _factors(v, x=x)
-    uh = u.to(v.dtype)
-    return x - uh @ _solve(s, uh.mT @ x, transpose=transpose).to(v.dtype)
+    dtype = product_dtype(v)
+    uh, xh = u.to(dtype), x.to(dtype)
+    return (xh - uh @ _solve(s, uh.mT @ xh, transpose=transpose).to(dtype)).to(v.dtype)
 
 
 def tcwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
@@ -329,10 +338,13 @@ def tcwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
     n, m = v.shape[-2:]
     x = _check_rhs(x, "x", v, n if transpose else m, "N" if transpose else "M")
     u, s = _factors(v, x=x)
-    uh = u.to(v.dtype)
+    dtype = product_dtype(v)
+    uh, xh = u.to(dtype), x.to(dtype)
     if transpose:
-        return x[..., :m, :] - uh[..., :m, :] @ _solve(s, uh.mT @ x, transpose=True).to(v.dtype)
-    return F.pad(x, (0, 0, 0, n - m)) - uh @ _solve(s, uh[..., :m, :].mT @ x).to(v.dtype)
+        out = xh[..., :m, :] - uh[..., :m, :] @ _solve(s, uh.mT @ xh, transpose=True).to(dtype)
+    else:
+        out = F.pad(xh, (0, 0, 0, n - m)) - uh @ _solve(s, uh[..., :m, :].mT @ xh).to(dtype)
+    return out.to(v.dtype)
 
 
 def householder_product(v: Tensor) -> Tensor:

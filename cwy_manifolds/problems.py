@@ -40,6 +40,8 @@ from ._checks import check_tensor
 
 __all__ = ["GROUPS", "PCA", "PROBLEMS", "Problem", "Procrustes", "make_problem"]
 
+#: The sets a problem's point can live on, ``"stiefel"`` (:math:`\mathrm{St}(n, p)`),
+#: ``"o"`` (:math:`O(n)`) and ``"so"`` (:math:`SO(n)`).
 GROUPS = ("stiefel", "o", "so")
 F64 = torch.float64
 

@@ -17,6 +17,8 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    # a copy of MathJax 3 in _static/mathjax instead of the CDN: math renders offline
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "myst_parser",
     "sphinx_gallery.gen_gallery",
@@ -39,6 +41,11 @@ napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
 napoleon_preprocess_types = False
+# Off: filling in a missing field type from the class annotations makes napoleon (Sphinx 9)
+# merge napoleon_type_aliases into autodoc_type_aliases in place, after which signatures
+# that nest `Tensor` (tuple[Tensor, Tensor], Callable[[Tensor], Tensor]) or `Path` render
+# as "TypeAliasForwardRef('torch.Tensor')", depending on the order documents are read.
+napoleon_attr_annotations = False
 napoleon_type_aliases = {
     "Tensor": "torch.Tensor",
     "ManifoldTensor": "geoopt.ManifoldTensor",
@@ -84,6 +91,9 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",
     "matplotlib_animations": False,
+    # no "<matplotlib.legend.Legend object at 0x...>" when a block ends with ax.legend()
+    # or torch.manual_seed(0)
+    "ignore_repr_types": r"matplotlib\.(text|axes|legend)|torch\._C\.Generator",
     "abort_on_example_error": True,
     "only_warn_on_example_error": False,
     "plot_gallery": os.environ.get("CWY_DOCS_GALLERY", "True"),

@@ -28,6 +28,8 @@ def test_demo_prints_table(capsys):
         (["demo", "--sizes", "0"], "must be a positive integer; got 0"),
         (["demo", "--dtype", "float8"], "invalid choice: 'float8'"),
         (["nonsense"], "invalid choice: 'nonsense'"),
+        (["bench", "--methods", "nope"], "methods must be among cwy, tcwy,"),
+        (["bench", "--thin", "4x8"], "thin must be positive with M <= N; got '4x8'"),
         ([], "required: command"),
     ],
 )
@@ -36,6 +38,16 @@ def test_bad_arguments_exit_with_usage_error(argv, message, capsys):
         main(argv)
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_bench_subcommand_writes_table_csv_and_plot(tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = ["bench", "--sizes", "6", "--thin", "--batch", "--repeats", "1", "--dtype", "float64"]
+    assert main([*argv, "--methods", "cwy", "torch_cayley", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "torch_cayley" in printed
+    assert (out / "bench.csv").read_text().count("\n") == 1 + 3  # cwy at L = 6, 1; torch: 6
+    assert (out / "bench.png").exists()
 
 
 def test_python_dash_m_entry_point():

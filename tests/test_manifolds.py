@@ -129,6 +129,21 @@ def test_retr_is_first_order(case):
         assert err <= 10 * t * scale
 
 
+@pytest.mark.parametrize("shape", [(6, 6), (6, 3), (9, 3), (9, 1)])
+def test_cayley_equals_the_dense_cayley_transform(shape):
+    """Both forms (Woodbury for 2M < N, N x N otherwise) against scipy's dense solve."""
+    import scipy.linalg as scipy_linalg
+
+    st = cm.CayleyStiefel()
+    x = st.random(*shape, dtype=F64)
+    u = torch.randn(*shape, dtype=F64)  # any u, tangent or not: C is orthogonal anyway
+    p = torch.eye(shape[0], dtype=F64) - x @ x.mT / 2
+    a = (p @ u @ x.mT - x @ u.mT @ p).numpy()
+    eye = torch.eye(shape[0], dtype=F64).numpy()
+    expected = scipy_linalg.solve(eye - a / 2, (eye + a / 2) @ x.numpy())
+    torch.testing.assert_close(st.retr(x, u), torch.from_numpy(expected))
+
+
 @pytest.mark.parametrize("shape", [(5, 5), (7, 3)], ids=["square", "thin"])
 def test_first_order_check_catches_geoopt_canonical_stiefel(shape):
     """geoopt's Cayley map moves by u + X X^T u: the check above has teeth."""

@@ -176,7 +176,9 @@ class CayleyStiefel(_Stiefel):
     :math:`A = L R^\top` with :math:`L = [PU, X]` and :math:`R = [X, -PU]`
     (:math:`N \times 2M`), and by the Woodbury identity
     :math:`C Y = Y + L (I - \tfrac12 R^\top L)^{-1} R^\top Y`: one :math:`2M \times 2M`
-    solve and :math:`O(N M^2)` flops, never an :math:`N \times N` matrix.
+    solve and :math:`O(N M^2)` flops, never an :math:`N \times N` matrix. When
+    :math:`2M \ge N` (square matrices, for instance) the :math:`N \times N` system
+    :math:`(I - A/2) Z = (I + A/2) Y` is the smaller one and is solved instead.
 
     Momentum is transported by the same rotation, :math:`V \mapsto C V`
     (``retr_transp``, ``transp_follow_retr``), an isometry onto the tangent space at the
@@ -205,7 +207,12 @@ class CayleyStiefel(_Stiefel):
         x, u, y = x.to(dtype), u.to(dtype), y.to(dtype)
         pu = u - x @ (x.mT @ u) / 2
         left, right = torch.cat([pu, x], dim=-1), torch.cat([x, -pu], dim=-1)
-        eye = torch.eye(left.shape[-1], dtype=dtype, device=x.device)
+        n, rank = left.shape[-2:]
+        if rank >= n:  # 2M >= N: the N x N system is the smaller one
+            a = left @ right.mT
+            eye = torch.eye(n, dtype=dtype, device=x.device)
+            return torch.linalg.solve(eye - a / 2, y + a @ y / 2)
+        eye = torch.eye(rank, dtype=dtype, device=x.device)
         return y + left @ torch.linalg.solve(eye - right.mT @ left / 2, right.mT @ y)
 
     def retr(self, x: Tensor, u: Tensor) -> Tensor:

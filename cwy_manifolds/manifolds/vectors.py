@@ -52,7 +52,7 @@ def renormalize_(
 
     Parameters
     ----------
-    params : Tensor or iterable of Tensor
+    params : torch.Tensor or iterable of torch.Tensor
         Points of :class:`~cwy_manifolds.CWY` or :class:`~cwy_manifolds.TCWY` (geoopt
         parameters), or plain tensors of reflection vectors ``(*, N, L)``.
     optimizer : torch.optim.Optimizer, optional

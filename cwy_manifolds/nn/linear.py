@@ -52,8 +52,8 @@ class OrthogonalLinear(nn.Module):
     method : str, optional
         ``"cwy"`` (default for square weights) or ``"tcwy"`` (default otherwise). With
         ``manifold_parameter=True`` also any other name of
-        :data:`~cwy_manifolds.MANIFOLDS` (``"cayley"``, ``"exp"``, ``"qr"``), whose free
-        tensor is the Stiefel matrix itself, kept on the manifold by a geoopt optimizer.
+        :data:`~cwy_manifolds.manifolds.MANIFOLDS` (``"cayley"``, ``"exp"``, ``"qr"``), whose
+        free tensor is the Stiefel matrix itself, kept on the manifold by a geoopt optimizer.
     n_reflections, det : optional
         For ``"cwy"``, as in :func:`~cwy_manifolds.nn.orthogonal`.
     manifold_parameter : bool, default False
@@ -73,9 +73,6 @@ class OrthogonalLinear(nn.Module):
         ``"tcwy"``), the tall matrix itself for the Stiefel manifolds. Initialised so that
         :math:`W` is Haar-distributed (Gaussian vectors for :math:`L < N`). Do not use
         weight decay on reflection vectors (see :func:`~cwy_manifolds.nn.orthogonal`).
-    weight : Tensor, shape ``(out_features, in_features)``
-        The orthogonal weight. Assigning ``layer.weight = Q`` sets ``weight_original``
-        through the inverse maps (strict: ``Q`` must be of the kind the layer reaches).
     bias : torch.nn.Parameter or None, shape ``(out_features,)``
 
     Notes
@@ -143,7 +140,12 @@ class OrthogonalLinear(nn.Module):
 
     @property
     def weight(self) -> Tensor:
-        """The orthogonal weight, shape ``(out_features, in_features)``."""
+        """The orthogonal weight, shape ``(out_features, in_features)``.
+
+        Computed from ``weight_original`` on every access. Assigning ``layer.weight = Q``
+        sets ``weight_original`` through the inverse maps (strict: ``Q`` must be of the
+        kind the layer reaches).
+        """
         return self.weight_map(self.weight_original)
 
     @weight.setter

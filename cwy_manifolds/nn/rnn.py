@@ -58,7 +58,7 @@ class OrthogonalRNNCell(nn.Module):
         Sizes of the input :math:`x` and of the hidden state :math:`h` (:math:`N`).
     bias : bool, default True
         Learn :math:`b`. Required for ``"modrelu"`` (without it modReLU is the identity).
-    nonlinearity : {"modrelu", "tanh", "relu"}, default "modrelu"
+    nonlinearity : {"modrelu", "tanh", "relu"}, default ``"modrelu"``
         :math:`\sigma`.
     n_reflections, det : optional
         :math:`L` (default :math:`N`) and the determinant (default +1) of :math:`W_{hh}`.
@@ -76,8 +76,6 @@ class OrthogonalRNNCell(nn.Module):
     weight_hh_original : torch.nn.Parameter, shape ``(hidden_size, L)``
         The reflection vectors, initialised so that :math:`W_{hh}` is Haar-distributed on
         its component (Gaussian vectors for :math:`L < N`). No weight decay on it.
-    weight_hh : Tensor, shape ``(hidden_size, hidden_size)``
-        The orthogonal recurrent matrix (a property; assignable through the inverse map).
     bias : torch.nn.Parameter or None, shape ``(hidden_size,)``
         Initialised uniformly in :math:`[-0.01, 0.01]`.
 
@@ -151,7 +149,11 @@ class OrthogonalRNNCell(nn.Module):
 
     @property
     def weight_hh(self) -> Tensor:
-        """The orthogonal recurrent matrix, shape ``(hidden_size, hidden_size)``."""
+        """The orthogonal recurrent matrix, shape ``(hidden_size, hidden_size)``.
+
+        Computed from ``weight_hh_original`` on every access; assigning an orthogonal
+        matrix sets ``weight_hh_original`` through the inverse map.
+        """
         return self.weight_hh_map(self.weight_hh_original)
 
     @weight_hh.setter
@@ -180,7 +182,7 @@ class OrthogonalRNNCell(nn.Module):
         return apply
 
     def activation(self, z: Tensor) -> Tensor:
-        r"""Return :math:`\sigma(z)` with the bias, for pre-activations ``z`` (*, N)."""
+        r"""Return :math:`\sigma(z)` with the bias, for pre-activations ``z`` ``(*, N)``."""
         if self.nonlinearity == "modrelu":
             return torch.sign(z) * F.relu(z.abs() + self.bias)
         if self.bias is not None:

@@ -21,6 +21,7 @@ ENTRIES = {
             ("torch.device", "py:class", "tensor_attributes.html#$"),
             ("torch.Generator", "py:class", "generated/$.html#$"),
             ("torch.set_grad_enabled", "py:class", "generated/$.html#$"),
+            ("torch.autograd.Function", "py:class", "autograd.html#$"),
             ("torch.geqrf", "py:function", "generated/$.html#$"),
             ("torch.compile", "py:function", "generated/$.html#$"),
             ("torch.linalg.householder_product", "py:function", "generated/$.html#$"),
@@ -31,6 +32,7 @@ ENTRIES = {
             ("torch.nn.Module", "py:class", "generated/$.html#$"),
             ("torch.nn.Parameter", "py:class", "generated/$.html#$"),
             ("torch.nn.Linear", "py:class", "generated/$.html#$"),
+            ("torch.nn.RNN", "py:class", "generated/$.html#$"),
             (
                 "torch.nn.utils.parametrize.register_parametrization",
                 "py:function",
@@ -39,6 +41,7 @@ ENTRIES = {
             ("torch.nn.utils.parametrize.cached", "py:function", "generated/$.html#$"),
             ("torch.nn.utils.parametrizations.orthogonal", "py:function", "generated/$.html#$"),
             ("torch.nn.parallel.DistributedDataParallel", "py:class", "generated/$.html#$"),
+            ("torch.optim", "py:module", "optim.html#module-$"),
             ("torch.optim.Optimizer", "py:class", "optim.html#$"),
             ("torch.optim.optimizer.Optimizer", "py:class", "optim.html#torch.optim.Optimizer"),
             ("torch.optim.Adam", "py:class", "generated/$.html#$"),

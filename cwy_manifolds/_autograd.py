@@ -1,0 +1,262 @@
+r"""The fast path of :func:`~cwy_manifolds.cwy` and :func:`~cwy_manifolds.tcwy`.
+
+One :class:`torch.autograd.Function` forms both matrices,
+
+.. math::
+
+    \Omega = E - Y W, \qquad W = S^{-1} Y_K^\top, \qquad
+    S = \operatorname{striu}(Y^\top Y) + \tfrac12 \operatorname{diag}(Y^\top Y),
+
+with :math:`E = I_{N \times K}` and :math:`Y_K` the first :math:`K` rows of :math:`Y`
+(:math:`K = N` for CWY, :math:`K = M = L` for T-CWY), and differentiates it by hand.
+
+Note [unnormalised vectors]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~
+:math:`Y = V D_c^{-1}` holds the columns divided by their largest absolute entries
+:math:`c_i` (Note [scaled normalisation] in ``householder.py``), not by their norms.
+With :math:`U = Y D^{-1}`, :math:`D = \operatorname{diag}(\|y_i\|)`, the matrix :math:`S`
+above is :math:`D S_U D` for the :math:`S_U = \tfrac12 I + \operatorname{striu}(U^\top
+U)` of the module doc of ``householder.py``, so :math:`Y S^{-1} Y^\top = U S_U^{-1}
+U^\top` (the classic compact WY form of :math:`I - 2 y y^\top / y^\top y`). The norms
+enter through the diagonal of :math:`S`, and no pass over :math:`V` divides by them.
+Since :math:`\max_j |y_{ji}| = 1`, :math:`1 \le \|y_i\|^2 \le N`: no overflow or
+underflow.
+
+Note [hand-derived backward]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+Let :math:`G = \partial f / \partial \Omega` and :math:`\Phi(X) =
+\operatorname{striu}(X) + \tfrac12 \operatorname{diag}(X)`, so that
+:math:`S = \Phi(Y^\top Y)`. From :math:`S W = Y_K^\top`,
+:math:`dW = S^{-1} (dY_K^\top - dS\, W)`, so
+
+.. math::
+
+    d\Omega = -dY\, W - Y S^{-1} dY_K^\top + Y S^{-1} dS\, W .
+
+With :math:`A = S^{-\top} Y^\top G` (:math:`L \times K`, computed as
+:math:`A^\top = G^\top Y S^{-1}`, a solve from the right) the three terms give
+:math:`\bar Y = -G W^\top`, :math:`\bar Y_K \mathrel{-}= A^\top` and
+:math:`\bar S = A W^\top`. :math:`\Phi` is self-adjoint, so with
+:math:`P = \Phi(\bar S)`, :math:`\langle \bar S, \Phi(dY^\top Y + Y^\top dY) \rangle`
+adds :math:`Y (P + P^\top)`:
+
+.. math::
+
+    \bar Y = Y (P + P^\top) - G W^\top - \begin{bmatrix} A^\top \\ 0 \end{bmatrix},
+    \qquad \bar v_i = \bar y_i / c_i .
+
+Cost for CWY with :math:`L = N`: four :math:`N \times N \times N` products, one of them
+only on and above the diagonal (:func:`triu_product`), and one triangular solve, reusing
+:math:`Y`, :math:`S` and :math:`W` from the forward pass. The forward pass forms only the
+upper triangle of the symmetric Gram matrix :math:`Y^\top Y` (for :math:`L > 512`),
+solves with :math:`S`
+(never inverts it on the CPU) and writes :math:`E - Y W` without materialising
+:math:`E`: about :math:`2 N L^2 + 2 N K L` flops (Gram, solve, product) against
+:math:`3 N L^2 + 2 N K L` with the whole Gram matrix.
+
+Note [double backward]
+~~~~~~~~~~~~~~~~~~~~~~
+The backward formula is written with differentiable torch operations. When autograd
+asks for a graph of the backward pass (``create_graph=True``, e.g. Hessian-vector
+products or ``gradgradcheck``), the factors are recomputed from the saved input with
+plain differentiable operations, so autograd differentiates through the formula; the
+saved factors of the forward pass (computed without a graph) serve the common case.
+Forward-mode AD runs the same formulas as plain differentiable operations: a custom
+``jvp`` would make :func:`torch.compile` refuse to trace the function.
+
+Note [triangular inverse on accelerators]
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+Off the CPU the solves with :math:`S` use its explicit inverse, computed with matrix
+products only by recursive doubling of the diagonal blocks (:func:`upper_inverse`):
+:math:`\log_2 L` levels of batched products instead of a triangular solve, which
+accelerators run slowly for small or batched matrices. The inverse is reused by the
+backward pass. The Neumann product :math:`S_U^{-1} = 2 \prod_k (I + (-X)^{2^k})`,
+:math:`S_U = (I + X)/2`, also uses products only, but it is numerically unstable: powers
+of :math:`X` grow like :math:`2^{2^k}` and cancel (for nearly parallel vectors in
+float32, relative errors of 1e-2 at :math:`L = 16` and overflow at :math:`L = 64`), so it
+is not used. On the CPU the LAPACK
+triangular solve is faster and as accurate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.forward_ad import unpack_dual
+
+from ._checks import product_dtype, work_dtype
+
+__all__ = ["triu_product", "upper_inverse", "wy_matrix"]
+
+#: Products up to this size are formed whole; larger ones split their upper triangle.
+_BLOCK = 256
+
+
+def _has_tangent(t: Tensor) -> bool:
+    return unpack_dual(t).tangent is not None
+
+
+def _recording(*tensors: Tensor) -> bool:
+    """Whether autograd records ``tensors`` (reverse mode) or they carry tangents (forward)."""
+    grad = torch.is_grad_enabled()
+    return any((grad and t.requires_grad) or _has_tangent(t) for t in tensors)
+
+
+def triu_product(a: Tensor, b: Tensor) -> Tensor:
+    r"""Upper triangle (diagonal included) of ``a @ b``, for ``a`` (*, L, K), ``b`` (*, K, L).
+
+    For :math:`L > 512` the product is split recursively into halves and the blocks
+    below the diagonal are skipped, which saves up to half the flops. That path writes
+    into slices and is not differentiable: while a graph is being recorded the function
+    falls back to ``triu(a @ b)``.
+    """
+    n = a.shape[-2]
+    if n <= 2 * _BLOCK or _recording(a, b):
+        return torch.triu(a @ b)
+    batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    out = a.new_empty(*batch, n, n)
+    _fill_upper(a, b, out)
+    return out.triu_()
+
+
+def _fill_upper(a: Tensor, b: Tensor, out: Tensor) -> None:
+    """Write the blocks of ``a @ b`` on and above the diagonal into ``out``; zero the rest."""
+    n = out.shape[-1]
+    if n <= _BLOCK:
+        torch.matmul(a, b, out=out)
+        return
+    h = n // 2
+    _fill_upper(a[..., :h, :], b[..., :h], out[..., :h, :h])
+    torch.matmul(a[..., :h, :], b[..., h:], out=out[..., :h, h:])
+    out[..., h:, :h].zero_()
+    _fill_upper(a[..., h:, :], b[..., h:], out[..., h:, h:])
+
+
+def _phi_product(a: Tensor, b: Tensor) -> Tensor:
+    r""":math:`\Phi(a b) = \operatorname{striu}(a b) + \tfrac12 \operatorname{diag}(a b)`."""
+    out = triu_product(a, b)
+    if _recording(a, b):
+        return out - torch.diag_embed(out.diagonal(dim1=-2, dim2=-1)) / 2
+    out.diagonal(dim1=-2, dim2=-1).mul_(0.5)
+    return out
+
+
+def _diagonal_blocks(t: Tensor, size: int) -> Tensor:
+    """Return the diagonal ``size x size`` blocks of ``t`` (B, P, P) as a view."""
+    count = t.shape[-1] // size
+    blocks = t.view(t.shape[0], count, size, count, size).diagonal(dim1=1, dim2=3)
+    return blocks.permute(0, 3, 1, 2)
+
+
+def upper_inverse(s: Tensor) -> Tensor:
+    r"""Inverse of an upper triangular matrix by recursive doubling, matrix products only.
+
+    Starting from the inverses of the :math:`1 \times 1` diagonal blocks, each level
+    joins pairs of diagonal blocks, all at once as one batched product:
+
+    .. math::
+
+        \begin{bmatrix} S_{11} & S_{12} \\ 0 & S_{22} \end{bmatrix}^{-1}
+        = \begin{bmatrix} T_{11} & -T_{11} S_{12} T_{22} \\ 0 & T_{22} \end{bmatrix},
+        \qquad T_{ii} = S_{ii}^{-1}.
+
+    :math:`\lceil \log_2 L \rceil` levels, about :math:`\tfrac23 L^3` flops; as accurate
+    as a triangular solve for the matrices :math:`S` of CWY (Note [triangular inverse on
+    accelerators]). ``s`` has shape ``(*, L, L)`` and a non-zero diagonal; the result
+    is not differentiable.
+    """
+    *batch, n, _ = s.shape
+    size = 1 << max(n - 1, 0).bit_length()
+    padded = F.pad(s.detach().reshape(-1, n, n), (0, size - n, 0, size - n))
+    padded.diagonal(dim1=-2, dim2=-1)[:, n:] = 1
+    t = torch.diag_embed(1 / padded.diagonal(dim1=-2, dim2=-1))
+    half = 1
+    while half < size:
+        tb, sb = _diagonal_blocks(t, 2 * half), _diagonal_blocks(padded, 2 * half)
+        t11, t22 = tb[..., :half, :half], tb[..., half:, half:]
+        tb[..., :half, half:] = -(t11 @ sb[..., :half, half:]) @ t22
+        half *= 2
+    return t[:, :n, :n].reshape(*batch, n, n)
+
+
+def _use_inverse(s: Tensor) -> bool:
+    """Whether to solve with ``S`` by its inverse: off the CPU (Note [triangular inverse...])."""
+    return s.device.type != "cpu"
+
+
+def _solve(s: Tensor, inverse: Tensor | None, b: Tensor, *, left: bool = True) -> Tensor:
+    """``S^{-1} b`` (or ``b S^{-1}``): a triangular solve, or a product with ``inverse``."""
+    if inverse is not None:
+        return inverse @ b if left else b @ inverse
+    return torch.linalg.solve_triangular(s, b, upper=True, left=left)
+
+
+def _factors(v: Tensor, scale: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+    """``Y``, ``S``, the inverse of ``S`` (accelerators only) and ``W`` (Note [precision])."""
+    dtype = work_dtype(v.dtype)
+    y = v.to(dtype) / scale.to(dtype)
+    s = _phi_product(y.mT, y)
+    inverse = upper_inverse(s) if _use_inverse(s) and not _recording(y) else None
+    return y, s, inverse, _solve(s, inverse, y[..., :k, :].mT)
+
+
+def _vjp(g: Tensor, y: Tensor, s: Tensor, inverse: Tensor | None, w: Tensor) -> Tensor:
+    """Gradient with respect to ``Y`` (Note [hand-derived backward]), working dtype."""
+    n, k = g.shape[-2:]
+    g = g.to(y.dtype)
+    at = _solve(s, inverse, g.mT @ y, left=False)  # A^T = G^T Y S^{-1}, (*, K, L)
+    p = _phi_product(at.mT, w.mT)  # Phi(A W^T), (*, L, L)
+    return y @ (p + p.mT) - g @ w.mT - F.pad(at, (0, 0, 0, n - k))
+
+
+class _WY(torch.autograd.Function):
+    """``(v, scale, K) -> E - Y S^{-1} Y_K^T`` with a hand-derived backward (module doc)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(v: Tensor, scale: Tensor, k: int) -> tuple[Tensor, ...]:  # type: ignore[override]
+        y, s, inverse, w = _factors(v, scale, k)
+        dtype = product_dtype(v)
+        out = torch.matmul(y.to(dtype), w.to(dtype)).neg_()  # E - Y W, E never formed
+        out.diagonal(dim1=-2, dim2=-1).add_(1)
+        out = out.to(v.dtype)
+        return (out, y, s, w) if inverse is None else (out, y, s, w, inverse)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+        v, scale, ctx.k = inputs
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.save_for_backward(v, scale, *output[1:])
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor, *unused: Tensor) -> tuple[Tensor, None, None]:
+        v, scale, y, s, w, *inverse = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: Note [double backward]
+            y, s, inverse, w = _factors(v, scale, ctx.k)
+        else:
+            inverse = inverse[0] if inverse else None
+        gy = _vjp(grad, y, s, inverse, w)
+        return (gy / scale.to(gy.dtype)).to(v.dtype), None, None
+
+
+def wy_matrix(v: Tensor, scale: Tensor, k: int) -> Tensor:
+    r"""Return :math:`I_{N \times K} - Y S^{-1} Y_K^\top` for checked ``v`` (*, N, L).
+
+    ``scale`` is the detached column scale of ``v`` (Note [scaled normalisation]);
+    ``K = N`` gives :func:`~cwy_manifolds.cwy`, ``K = L <= N`` :func:`~cwy_manifolds.tcwy`.
+    Differentiable: reverse mode (first and second order) by a hand-derived rule (Note
+    [hand-derived backward]), forward mode by plain autograd; without any autograd, the
+    forward pass runs without the bookkeeping of :class:`torch.autograd.Function`.
+    """
+    if _has_tangent(v):  # forward-mode AD: differentiate plain torch operations
+        y, _, _, w = _factors(v, scale, k)
+        dtype = product_dtype(v)
+        eye = torch.eye(v.shape[-2], k, dtype=dtype, device=v.device)
+        return (eye - y.to(dtype) @ w.to(dtype)).to(v.dtype)
+    if torch.is_grad_enabled() and v.requires_grad:
+        return _WY.apply(v, scale, k)[0]
+    return _WY.forward(v, scale, k)[0]

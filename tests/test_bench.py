@@ -1,0 +1,148 @@
+"""The speed benchmark runs end to end on tiny sizes. No timing is asserted anywhere."""
+
+import argparse
+import csv
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from cwy_manifolds import bench
+from cwy_manifolds.bench import METHODS, add_arguments, benchmark, run
+
+TINY = {"quick": True, "sizes": [8], "thin": ["12x3"], "batch": ["3x4"], "repeats": 1}
+KEYS = {
+    "kind", "n", "m", "reflections", "batch", "dtype", "device", "method", "family", "note",
+    "matmul_ms", "orthogonality_error",
+    *(f"{metric}_{what}" for metric in bench.METRICS for what in ("ms", "mm", "vs_peer")),
+}  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny sizes gain nothing from threads; one thread keeps the runs short on a busy host."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return benchmark(**TINY, dtypes=["float32", "float64"])
+
+
+def test_rows_have_the_columns_and_cover_every_group(rows):
+    assert all(set(r) == KEYS for r in rows)
+    groups = {(r["kind"], r["n"], r["m"], r["reflections"], r["batch"], r["dtype"]) for r in rows}
+    expected = {("square", 8, 8, refl, 1) for refl in (8, 2, 1)}
+    expected |= {("thin", 12, 3, 3, 1), ("batch", 4, 4, 4, 3)}
+    assert groups == {(*g, d) for g in expected for d in ("float32", "float64")}
+    assert {r["method"] for r in rows if r["kind"] == "thin"} >= {"tcwy", "geoopt_euclidean"}
+    assert {r["method"] for r in rows if r["reflections"] == 2} == {
+        "cwy", "householder_product", "linalg_householder_product"
+    }  # fmt: skip
+
+
+def test_ratios_positive_and_matrices_orthogonal(rows):
+    for r in rows:
+        if r["note"]:  # only an unavailable optional peer may be left out here
+            assert r["note"].startswith("unavailable")
+            continue
+        assert r["matmul_ms"] > 0
+        timed = [m for m in bench.METRICS if not math.isnan(r[f"{m}_mm"])]
+        assert "step" in timed
+        for metric in timed:
+            assert min(r[f"{metric}_ms"], r[f"{metric}_mm"], r[f"{metric}_vs_peer"]) > 0
+        # retractions drift a little over the (up to thousands of) timed steps
+        eps = torch.finfo(getattr(torch, r["dtype"])).eps
+        assert r["orthogonality_error"] <= eps**0.5, (r["method"], r["orthogonality_error"])
+
+
+def test_best_peer_has_ratio_one(rows):
+    group = [r for r in rows if r["kind"] == "batch" and r["dtype"] == "float64"]
+    peers = [r["step_vs_peer"] for r in group if r["family"] == "peer" and not r["note"]]
+    assert min(peers) == 1
+
+
+def test_quick_mode_skips_slow_peers_and_says_why():
+    rows = benchmark(
+        quick=True, sizes=[], thin=["2048x2"], batch=[], repeats=1,
+        methods=["tcwy", "torch_cayley"],
+    )  # fmt: skip
+    notes = {r["method"]: r["note"] for r in rows}
+    assert notes["tcwy"] == ""
+    assert notes["torch_cayley"].startswith("skipped in quick mode")
+    assert math.isnan(rows[1]["step_mm"])
+    assert "skipped in quick mode" in bench.format_table(rows)
+
+
+def test_unavailable_peer_is_reported(monkeypatch):
+    missing = dataclasses.replace(METHODS["geotorch"], requires="no_such_package_for_tests")
+    monkeypatch.setitem(METHODS, "geotorch", missing)
+    rows = benchmark(sizes=[], thin=[], batch=["2x3"], repeats=1, methods=["cwy", "geotorch"])
+    assert rows[1]["note"].startswith("unavailable: no_such_package_for_tests is not installed")
+
+
+def _args(*argv):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_run_writes_csv_and_plot(tmp_path, capsys):
+    out = tmp_path / "results"
+    argv = ["--sizes", "6", "--thin", "10x2", "--batch", "2x3", "--repeats", "1"]
+    args = _args(*argv, "--dtype", "float64", "--methods", "cwy", "tcwy", "torch_cayley",
+                 "qr_stiefel", "--out", str(out))  # fmt: skip
+    assert run(args) == 0
+    printed = capsys.readouterr().out
+    for expected in (f"wrote {out / 'bench.csv'}", f"wrote {out / 'bench.png'}", "torch_cayley"):
+        assert expected in printed
+    with open(out / "bench.csv") as f:
+        table = list(csv.DictReader(f))
+    assert set(table[0]) == KEYS
+    assert {r["method"] for r in table} == {"cwy", "tcwy", "torch_cayley", "qr_stiefel"}
+    assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
+
+
+BAD = {
+    "methods": ({"methods": ["cwy", "nope"]}, "methods must be among .*got 'nope'"),
+    "sizes": ({"sizes": [8, 0]}, r"sizes must be positive integers; got \[8, 0\]"),
+    "thin-wide": ({"thin": ["4x8"]}, "thin must be positive with M <= N; got '4x8'"),
+    "thin-text": ({"thin": ["4by8"]}, "thin must be pairs like 1024x64; got '4by8'"),
+    "batch": ({"batch": [(0, 4)]}, "batch must be positive"),
+    "dtype": ({"dtypes": ["float16"]}, "dtypes must be among float32, float64; got 'float16'"),
+    "repeats": ({"repeats": 0}, "repeats must be positive integers"),
+    "device": ({"device": "abacus"}, "device must be a torch device"),
+}
+
+
+@pytest.mark.parametrize("bad", BAD)
+def test_bad_arguments_raise_value_error_naming_them(bad):
+    kwargs, match = BAD[bad]
+    with pytest.raises(ValueError, match=match):
+        benchmark(**{**TINY, **kwargs})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_cuda_is_a_value_error():
+    with pytest.raises(ValueError, match="device must be available; got 'cuda'"):
+        benchmark(**TINY, device="cuda")
+
+
+@pytest.mark.parametrize("where", ["file", "under-file"])
+def test_unwritable_out_folder(tmp_path, where):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    out = blocker if where == "file" else blocker / "sub"
+    with pytest.raises(ValueError, match="out must be a writable folder"):
+        run(_args("--sizes", "4", "--out", str(out)))
+
+
+def test_bad_arguments_fail_before_creating_anything(tmp_path):
+    out = tmp_path / "results"
+    with pytest.raises(ValueError, match="methods must be among"):
+        run(_args("--methods", "nope", "--out", str(out)))
+    assert not out.exists()

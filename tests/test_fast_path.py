@@ -1,0 +1,207 @@
+"""The hand-differentiated fast path of cwy/tcwy against a plain-autograd reference.
+
+See Notes [hand-derived backward], [double backward], [triangular inverse on
+accelerators] and [unnormalised vectors] in ``cwy_manifolds/_autograd.py``.
+"""
+
+import pytest
+import torch
+from _reference import tol
+
+import cwy_manifolds._autograd as fast
+from cwy_manifolds import cwy, set_value_checks, tcwy
+
+F64 = torch.float64
+
+
+def reference(v: torch.Tensor, k: int) -> torch.Tensor:
+    """E - U S^{-1} U_K^T with unit columns, by plain differentiable torch operations."""
+    u = v / torch.linalg.vector_norm(v, dim=-2, keepdim=True)
+    n_refl = u.shape[-1]
+    s = torch.triu(u.mT @ u, diagonal=1) + torch.eye(n_refl, dtype=u.dtype) / 2
+    w = torch.linalg.solve_triangular(s, u[..., :k, :].mT, upper=True)
+    return torch.eye(u.shape[-2], k, dtype=u.dtype) - u @ w
+
+
+def _ref_cwy(v):
+    return reference(v, v.shape[-2])
+
+
+def _ref_tcwy(v):
+    return reference(v, v.shape[-1])
+
+
+MAPS = {"cwy": (cwy, _ref_cwy), "tcwy": (tcwy, _ref_tcwy)}
+SHAPES = {  # (batch..., N, L)
+    "N1-L1": (1, 1),
+    "L<N": (7, 3),
+    "L=N": (6, 6),
+    "L>N": (4, 9),
+    "batched": (2, 1, 5, 3),
+    "batched-N1": (3, 1, 1),
+}
+
+
+CASES = [
+    pytest.param(fn, shape, id=f"{fn}-{name}")
+    for name, shape in SHAPES.items()
+    for fn in MAPS
+    if fn == "cwy" or shape[-1] <= shape[-2]
+]
+
+
+@pytest.fixture(params=[False, True], ids=["solve", "inverse"])
+def solver(request, monkeypatch):
+    """Run each test with triangular solves (CPU) and with the accelerator's inverse."""
+    if request.param:
+        monkeypatch.setattr(fast, "_use_inverse", lambda s: True)
+    return request.param
+
+
+@pytest.mark.usefixtures("solver")
+@pytest.mark.parametrize(("fn", "shape"), CASES)
+def test_forward_and_gradient_equal_reference(fn, shape):
+    fn, ref = MAPS[fn]
+    v = torch.randn(*shape, dtype=F64, requires_grad=True)
+    out, expected = fn(v), ref(v)
+    torch.testing.assert_close(out, expected, atol=tol(shape[-2], F64), rtol=0)
+    cotangent = torch.randn_like(expected)
+    (grad,) = torch.autograd.grad(out, v, cotangent)
+    (grad_ref,) = torch.autograd.grad(expected, v, cotangent)
+    torch.testing.assert_close(grad, grad_ref, atol=10 * tol(shape[-2], F64), rtol=0)
+
+
+@pytest.mark.usefixtures("solver")
+@pytest.mark.parametrize(("fn", "shape"), CASES)
+def test_gradcheck_forward_and_reverse(fn, shape):
+    v = torch.randn(*shape, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(MAPS[fn][0], (v,), check_forward_ad=True, fast_mode=True)
+
+
+@pytest.mark.parametrize(("fn", "shape"), [("cwy", (4, 3)), ("tcwy", (2, 4, 2))])
+def test_double_backward_equals_reference(fn, shape):
+    """Note [double backward]: Hessian-vector products through the hand-written rule."""
+    fn, ref = MAPS[fn]
+    v = torch.randn(*shape, dtype=F64, requires_grad=True)
+    weight, direction = torch.randn_like(ref(v)), torch.randn(*shape, dtype=F64)
+
+    def hvp(f):
+        (g,) = torch.autograd.grad((f(v) * weight).sum() ** 2, v, create_graph=True)
+        return torch.autograd.grad((g * direction).sum(), v)[0]
+
+    torch.testing.assert_close(hvp(fn), hvp(ref))
+    assert torch.autograd.gradgradcheck(fn, (v,), fast_mode=True)
+
+
+@pytest.mark.parametrize("fn", ["cwy", "tcwy"])
+def test_blocked_products(fn, monkeypatch):
+    """The recursive upper-triangular products (used for L > 512) on small blocks."""
+    monkeypatch.setattr(fast, "_BLOCK", 2)
+    fn, ref = MAPS[fn]
+    v = torch.randn(2, 13, 11, dtype=F64, requires_grad=True)
+    out, expected = fn(v), ref(v)
+    torch.testing.assert_close(out, expected, atol=tol(13, F64), rtol=0)
+    cotangent = torch.randn_like(out)
+    grads = [torch.autograd.grad(q, v, cotangent)[0] for q in (out, expected)]
+    torch.testing.assert_close(*grads, atol=10 * tol(13, F64), rtol=0)
+
+
+def test_triu_product_blocks_match_dense(monkeypatch):
+    monkeypatch.setattr(fast, "_BLOCK", 3)
+    a, b = torch.randn(2, 10, 7, dtype=F64), torch.randn(2, 7, 10, dtype=F64)
+    torch.testing.assert_close(fast.triu_product(a, b), torch.triu(a @ b))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 33])
+def test_upper_inverse_matches_triangular_solve(n):
+    """Note [triangular inverse on accelerators], checked on the CPU."""
+    s = torch.randn(2, 3, n, n, dtype=F64).triu() + 4 * torch.eye(n, dtype=F64)
+    expected = torch.linalg.solve_triangular(s, torch.eye(n, dtype=F64), upper=True)
+    torch.testing.assert_close(fast.upper_inverse(s), expected)
+
+
+def test_upper_inverse_accurate_for_nearly_parallel_vectors():
+    """Where the Neumann product of the issue breaks down (errors ~1e20 in float32)."""
+    v = torch.randn(128, 1, dtype=F64) + 0.05 * torch.randn(128, 64, dtype=F64)
+    y = v / v.abs().amax(dim=-2, keepdim=True)
+    s = torch.triu(y.mT @ y) - torch.diag_embed((y * y).sum(-2)) / 2
+    exact = torch.linalg.solve_triangular(s, torch.eye(64, dtype=F64), upper=True)
+    solve32 = torch.linalg.solve_triangular(s.float(), torch.eye(64), upper=True)
+
+    def err(t):
+        return float(torch.linalg.matrix_norm(t.to(F64) - exact) / torch.linalg.matrix_norm(exact))
+
+    assert err(fast.upper_inverse(s.float())) <= 10 * max(err(solve32), 1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("fn", ["cwy", "tcwy"])
+def test_half_precision_gradient(fn, dtype):
+    """Note [precision]: float32 internals; forward and gradient in the input dtype."""
+    fn, ref = MAPS[fn]
+    v = torch.randn(64, 8).to(dtype).requires_grad_()
+    out = fn(v)
+    cotangent = torch.randn_like(out)
+    (grad,) = torch.autograd.grad(out, v, cotangent)
+    v64 = v.detach().to(F64).requires_grad_()
+    (grad_ref,) = torch.autograd.grad(ref(v64), v64, cotangent.to(F64))
+    assert grad.dtype == dtype
+    scale = float(grad_ref.abs().max())
+    assert float((grad.to(F64) - grad_ref).abs().max()) <= 16 * torch.finfo(dtype).eps * scale
+
+
+@pytest.mark.parametrize("shape", [(4, 0), (0, 0), (2, 0, 0), (0, 3, 2)])
+@pytest.mark.parametrize("fn", [cwy, tcwy], ids=lambda f: f.__name__)
+def test_empty_shapes_backward(fn, shape):
+    v = torch.randn(*shape, dtype=F64, requires_grad=True)
+    out = fn(v)
+    out.sum().backward()
+    assert v.grad.shape == v.shape
+
+
+def test_functorch_grad_and_vmap():
+    v = torch.randn(3, 6, 4, dtype=F64)
+    grad = torch.func.grad(lambda x: (cwy(x) ** 3).sum())(v[0])
+    grad_ref = torch.func.grad(lambda x: (_ref_cwy(x) ** 3).sum())(v[0])
+    torch.testing.assert_close(grad, grad_ref)
+    with set_value_checks(False):  # value checks read data: not possible under vmap
+        torch.testing.assert_close(torch.vmap(tcwy)(v), tcwy(v))
+
+
+def test_large_sizes_use_blocked_path():
+    """L > 512 takes the recursive products; still the reference result (float32)."""
+    v = torch.randn(520, 520, requires_grad=True)
+    out = cwy(v)
+    cotangent = torch.randn_like(out)
+    (grad,) = torch.autograd.grad(out, v, cotangent)
+    v64 = v.detach().to(F64).requires_grad_()
+    expected = _ref_cwy(v64)
+    (grad_ref,) = torch.autograd.grad(expected, v64, cotangent.to(F64))
+    torch.testing.assert_close(out.to(F64), expected, atol=tol(520, torch.float32), rtol=0)
+    rel = (grad.to(F64) - grad_ref).abs().max() / grad_ref.abs().max()
+    assert float(rel) <= tol(520, torch.float32)
+
+
+@pytest.mark.parametrize("fn", ["cwy", "tcwy"])
+def test_forward_mode_on_blocked_path(fn, monkeypatch):
+    """Forward-mode AD (plain operations) also where the forward pass splits products."""
+    monkeypatch.setattr(fast, "_BLOCK", 2)
+    fn, ref = MAPS[fn]
+    v, dv = torch.randn(13, 11, dtype=F64), torch.randn(13, 11, dtype=F64)
+    out, tangent = torch.func.jvp(fn, (v,), (dv,))
+    out_ref, tangent_ref = torch.func.jvp(ref, (v,), (dv,))
+    torch.testing.assert_close(out, out_ref)
+    torch.testing.assert_close(tangent, tangent_ref)
+
+
+def test_traces_as_one_graph_under_compile():
+    """With value checks off, torch.compile traces cwy/tcwy and their backward whole."""
+    v = torch.randn(9, 6, dtype=F64, requires_grad=True)
+    with set_value_checks(False):
+        for fn in (cwy, tcwy):
+            compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
+            out = compiled(v)
+            (grad,) = torch.autograd.grad(out.sum(), v)
+            (grad_eager,) = torch.autograd.grad(fn(v).sum(), v)
+            torch.testing.assert_close(out, fn(v))
+            torch.testing.assert_close(grad, grad_eager)
