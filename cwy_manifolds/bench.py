@@ -64,7 +64,7 @@ QUICK = {
     "min_sample": 1e-3,
     "give_up": 20.0,
 }
-#: The full grid and budgets (the keys as in :data:`QUICK`): over an hour on 2 CPU cores.
+#: The full grid and budgets (the keys as in :data:`QUICK`): about an hour on 2 CPU cores.
 FULL = {
     "sizes": (64, 256, 1024, 2048),
     "thin": ((1024, 16), (1024, 64), (1024, 256), (2048, 16), (4096, 64), (4096, 16), (4096, 256)),
