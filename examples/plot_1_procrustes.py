@@ -50,8 +50,9 @@ def fit(manifold, problem, start, steps=400, lr=0.2):
     return losses
 
 
-# one Haar-random rotation as the common start, and its mirror image for det = -1
-rotation = cm.CWY().matrix(cm.CWY().random(8, 8, dtype=torch.float64)).detach()
+# one Haar-random rotation (seeded) as the common start, and its mirror image for det = -1
+gen = torch.Generator().manual_seed(0)
+rotation = cm.CWY().matrix(cm.CWY().random(8, 8, dtype=torch.float64, generator=gen)).detach()
 mirrored = rotation * torch.tensor([1.0] * 7 + [-1.0], dtype=torch.float64)
 runs = {
     "CWY(det=+1)": fit(cm.CWY(det=1), over_o, rotation),
