@@ -205,3 +205,22 @@ def test_traces_as_one_graph_under_compile():
             (grad_eager,) = torch.autograd.grad(fn(v).sum(), v)
             torch.testing.assert_close(out, fn(v))
             torch.testing.assert_close(grad, grad_eager)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_half_precision_on_cpu_computes_in_float32(dtype):
+    """Note [precision]: on the CPU every product runs in float32; only the result is rounded.
+
+    The reference is the float32 computation on the same (half-precision) values, rounded
+    once: products in the half dtype would round every intermediate and differ.
+    """
+    from cwy_manifolds import cwy_apply, tcwy_apply
+
+    v = torch.randn(96, 96).to(dtype)
+    x = torch.randn(96, 5).to(dtype)
+    v32, x32 = v.float(), x.float()
+    assert torch.equal(cwy(v), cwy(v32).to(dtype))
+    assert torch.equal(tcwy(v[:, :12]), tcwy(v32[:, :12]).to(dtype))
+    assert torch.equal(cwy_apply(v, x), cwy_apply(v32, x32).to(dtype))
+    assert torch.equal(tcwy_apply(v[:, :12], x, transpose=True),
+                       tcwy_apply(v32[:, :12], x32, transpose=True).to(dtype))  # fmt: skip

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from .._checks import set_value_checks
 from ..householder import cwy_apply
 from ..manifolds._base import flip_last_column
-from ._map import Orthogonal
+from ._map import Orthogonal, _quoted
 from .linear import make_point
 
 __all__ = ["OrthogonalRNN", "OrthogonalRNNCell"]
@@ -111,7 +111,7 @@ class OrthogonalRNNCell(nn.Module):
     ) -> None:
         super().__init__()
         if nonlinearity not in NONLINEARITIES:
-            names = ", ".join(repr(n) for n in NONLINEARITIES)
+            names = _quoted(NONLINEARITIES)
             raise ValueError(f"nonlinearity must be one of {names}; got {nonlinearity!r}")
         if nonlinearity == "modrelu" and not bias:
             raise ValueError(
