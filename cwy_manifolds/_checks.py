@@ -109,7 +109,8 @@ def column_scale(
     if v.shape[-2] == 0:  # vectors in R^0 are zero vectors
         scale = v.new_zeros(*v.shape[:-2], 1, v.shape[-1])
     else:
-        scale = v.detach().abs().amax(dim=-2, keepdim=True)  # NaN propagates through amax
+        v = v.detach()  # max |v| without an |v| temporary; NaN propagates through both
+        scale = torch.maximum(v.amax(dim=-2, keepdim=True), v.amin(dim=-2, keepdim=True).neg_())
     if not _value_checks:
         return scale
     ok = torch.isfinite(scale).all() & (scale > 0).all()

@@ -95,7 +95,7 @@ def test_double_backward_equals_reference(fn, shape):
 
 @pytest.mark.parametrize("fn", ["cwy", "tcwy"])
 def test_blocked_products(fn, monkeypatch):
-    """The recursive upper-triangular products (used for L > 512) on small blocks."""
+    """Column-panel products and the transposed layout (for L > 2 _BLOCK) on small blocks."""
     monkeypatch.setattr(fast, "_BLOCK", 2)
     fn, ref = MAPS[fn]
     v = torch.randn(2, 13, 11, dtype=F64, requires_grad=True)
@@ -106,10 +106,17 @@ def test_blocked_products(fn, monkeypatch):
     torch.testing.assert_close(*grads, atol=10 * tol(13, F64), rtol=0)
 
 
-def test_triu_product_blocks_match_dense(monkeypatch):
+@pytest.mark.parametrize("n", [7, 9, 10])
+def test_triu_product_blocks_match_dense(n, monkeypatch):
+    """Both paths: into one buffer (plain tensors) and padded panels (while recording)."""
     monkeypatch.setattr(fast, "_BLOCK", 3)
-    a, b = torch.randn(2, 10, 7, dtype=F64), torch.randn(2, 7, 10, dtype=F64)
+    a, b = torch.randn(2, n, 7, dtype=F64), torch.randn(1, 7, n, dtype=F64)
     torch.testing.assert_close(fast.triu_product(a, b), torch.triu(a @ b))
+    a.requires_grad_()
+    out = fast.triu_product(a, b)
+    assert out.grad_fn is not None
+    torch.testing.assert_close(out, torch.triu(a @ b))
+    assert torch.autograd.gradcheck(fast.triu_product, (a, b), fast_mode=True)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 33])
@@ -159,17 +166,21 @@ def test_empty_shapes_backward(fn, shape):
     assert v.grad.shape == v.shape
 
 
-def test_functorch_grad_and_vmap():
+@pytest.mark.parametrize("block", [128, 1], ids=["whole", "panels"])
+def test_functorch_grad_and_vmap(block, monkeypatch):
+    """Also on the blocked path, whose buffer writes are not possible under torch.func."""
+    monkeypatch.setattr(fast, "_BLOCK", block)
     v = torch.randn(3, 6, 4, dtype=F64)
     grad = torch.func.grad(lambda x: (cwy(x) ** 3).sum())(v[0])
     grad_ref = torch.func.grad(lambda x: (_ref_cwy(x) ** 3).sum())(v[0])
     torch.testing.assert_close(grad, grad_ref)
     with set_value_checks(False):  # value checks read data: not possible under vmap
         torch.testing.assert_close(torch.vmap(tcwy)(v), tcwy(v))
+        torch.testing.assert_close(torch.vmap(cwy)(v), cwy(v))
 
 
 def test_large_sizes_use_blocked_path():
-    """L > 512 takes the recursive products; still the reference result (float32)."""
+    """L > 256 takes the column panels and the transposed layout (float32)."""
     v = torch.randn(520, 520, requires_grad=True)
     out = cwy(v)
     cotangent = torch.randn_like(out)
@@ -194,8 +205,10 @@ def test_forward_mode_on_blocked_path(fn, monkeypatch):
     torch.testing.assert_close(tangent, tangent_ref)
 
 
-def test_traces_as_one_graph_under_compile():
+@pytest.mark.parametrize("block", [128, 1], ids=["whole", "panels"])
+def test_traces_as_one_graph_under_compile(block, monkeypatch):
     """With value checks off, torch.compile traces cwy/tcwy and their backward whole."""
+    monkeypatch.setattr(fast, "_BLOCK", block)
     v = torch.randn(9, 6, dtype=F64, requires_grad=True)
     with set_value_checks(False):
         for fn in (cwy, tcwy):
