@@ -66,8 +66,14 @@ that layout (the copy also divides by the scale); a solve :math:`S X = B` runs a
 forms column panels of the upper triangle into one buffer. Where writing into slices is
 not possible (autograd recording, :func:`torch.compile`, :mod:`torch.func`), it pads the
 panels and joins them instead. For fewer vectors (e.g. T-CWY at 4096 x 64) the copy
-would cost more than it saves, so :math:`V` keeps its layout. Every CWY forward pass
-creates four :math:`N \times N` buffers: :math:`Y`, :math:`S`, :math:`W` and the result.
+would cost more than it saves, so :math:`V` keeps its layout.
+
+New buffers cost more than their flops suggest: glibc gives large blocks back to the
+system and takes them again, page by page, so that a forward pass spent up to 0.3 matrix
+products in page faults. Without autograd, CWY's forward pass (:func:`_form`) therefore
+creates three :math:`N \times N` buffers instead of four (:math:`Y`, :math:`S`,
+:math:`W` and the result): the solve overwrites the copy of :math:`Y^\top` with
+:math:`W`, and the result reuses the memory of :math:`S`.
 
 Note [double backward]
 ~~~~~~~~~~~~~~~~~~~~~~
@@ -102,7 +108,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.forward_ad import unpack_dual
 
-from ._checks import product_dtype, work_dtype
+from ._checks import column_scale, product_dtype, work_dtype
 
 __all__ = ["triu_product", "upper_inverse", "wy_matrix"]
 
@@ -224,6 +230,33 @@ def _factors(v: Tensor, scale: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor |
     return y, s, inverse, _solve(s, inverse, y[..., :k, :].mT)
 
 
+def _eye_minus(y: Tensor, w: Tensor, like: Tensor) -> Tensor:
+    """``E - y @ w`` in the dtype of ``like``; ``E`` is never formed (Note [precision])."""
+    dtype = product_dtype(like)
+    out = torch.matmul(y.to(dtype), w.to(dtype)).neg_()
+    out.diagonal(dim1=-2, dim2=-1).add_(1)
+    return out.to(like.dtype)
+
+
+def _form(v: Tensor, k: int, name: str) -> Tensor:
+    """``E - Y S^{-1} Y_K^T`` when nothing is differentiated (no factors are kept).
+
+    For CWY with many vectors on the CPU, the scale is read from the copy of ``Y^T``, ``W``
+    overwrites that copy, and the product takes ``V`` instead of ``Y``:
+    ``Y W = V (D_c^{-1} W)``. Three ``N x N`` buffers instead of four, one pass less over
+    ``V`` and no copy inside the solve (Note [memory layout]).
+    """
+    if k != v.shape[-2] or v.shape[-1] <= 2 * _BLOCK or _use_inverse(v) or not _plain(v):
+        return _WY.forward(v, column_scale(v, name), k)[0]
+    yt = v.mT.to(work_dtype(v.dtype), copy=True, memory_format=torch.contiguous_format)
+    scale_t = column_scale(yt.mT, name).mT  # checks the values of v in the copy
+    s = _phi_product(yt.div_(scale_t), yt.mT)
+    # S W = Y^T as W^T S^T = Y: solved from the right, in place (Note [memory layout])
+    torch.linalg.solve_triangular(s.mT, yt.mT, upper=False, left=False, out=yt.mT)
+    del s  # the product may reuse its memory
+    return _eye_minus(v, yt.div_(scale_t), v)
+
+
 def _vjp(g: Tensor, y: Tensor, s: Tensor, inverse: Tensor | None, w: Tensor) -> Tensor:
     """Gradient with respect to ``Y`` (Note [hand-derived backward]), working dtype."""
     n, k = g.shape[-2:]
@@ -241,10 +274,7 @@ class _WY(torch.autograd.Function):
     @staticmethod
     def forward(v: Tensor, scale: Tensor, k: int) -> tuple[Tensor, ...]:  # type: ignore[override]
         y, s, inverse, w = _factors(v, scale, k)
-        dtype = product_dtype(v)
-        out = torch.matmul(y.to(dtype), w.to(dtype)).neg_()  # E - Y W, E never formed
-        out.diagonal(dim1=-2, dim2=-1).add_(1)
-        out = out.to(v.dtype)
+        out = _eye_minus(y, w, v)
         return (out, y, s, w) if inverse is None else (out, y, s, w, inverse)
 
     @staticmethod
@@ -264,20 +294,21 @@ class _WY(torch.autograd.Function):
         return (gy / scale.to(gy.dtype)).to(v.dtype), None, None
 
 
-def wy_matrix(v: Tensor, scale: Tensor, k: int) -> Tensor:
-    r"""Return :math:`I_{N \times K} - Y S^{-1} Y_K^\top` for checked ``v`` (*, N, L).
+def wy_matrix(v: Tensor, k: int, name: str = "v") -> Tensor:
+    r"""Return :math:`I_{N \times K} - Y S^{-1} Y_K^\top` for ``v`` (*, N, L) of checked type.
 
-    ``scale`` is the detached column scale of ``v`` (Note [scaled normalisation]);
-    ``K = N`` gives :func:`~cwy_manifolds.cwy`, ``K = L <= N`` :func:`~cwy_manifolds.tcwy`.
+    Checks the values of ``v`` (:func:`~cwy_manifolds._checks.column_scale`, which also
+    gives the column scale of Note [scaled normalisation]); ``K = N`` gives
+    :func:`~cwy_manifolds.cwy`, ``K = L <= N`` :func:`~cwy_manifolds.tcwy`.
     Differentiable: reverse mode (first and second order) by a hand-derived rule (Note
     [hand-derived backward]), forward mode by plain autograd; without any autograd, the
     forward pass runs without the bookkeeping of :class:`torch.autograd.Function`.
     """
     if _has_tangent(v):  # forward-mode AD: differentiate plain torch operations
-        y, _, _, w = _factors(v, scale, k)
+        y, _, _, w = _factors(v, column_scale(v, name), k)
         dtype = product_dtype(v)
         eye = torch.eye(v.shape[-2], k, dtype=dtype, device=v.device)
         return (eye - y.to(dtype) @ w.to(dtype)).to(v.dtype)
     if torch.is_grad_enabled() and v.requires_grad:
-        return _WY.apply(v, scale, k)[0]
-    return _WY.forward(v, scale, k)[0]
+        return _WY.apply(v, column_scale(v, name), k)[0]
+    return _form(v, k, name)

@@ -174,7 +174,7 @@ def cwy(v: Tensor) -> Tensor:
     True
     """
     v = _check_vectors(v)
-    return wy_matrix(v, column_scale(v, "v"), v.shape[-2])
+    return wy_matrix(v, v.shape[-2])
 
 
 def tcwy(v: Tensor) -> Tensor:
@@ -226,7 +226,7 @@ def tcwy(v: Tensor) -> Tensor:
     True
     """
     v = _check_vectors(v, thin=True)
-    return wy_matrix(v, column_scale(v, "v"), v.shape[-1])
+    return wy_matrix(v, v.shape[-1])
 
 
 def cwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:

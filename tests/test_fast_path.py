@@ -106,6 +106,24 @@ def test_blocked_products(fn, monkeypatch):
     torch.testing.assert_close(*grads, atol=10 * tol(13, F64), rtol=0)
 
 
+@pytest.mark.parametrize("shape", [(13, 13), (2, 9, 9), (12, 7)], ids=str)
+def test_forward_without_autograd_on_blocked_path(shape, monkeypatch):
+    """No autograd, many vectors: W overwrites the copy of Y^T (Note [memory layout])."""
+    monkeypatch.setattr(fast, "_BLOCK", 2)
+    v = torch.randn(*shape, dtype=F64)
+    ref = _ref_cwy(v)
+    torch.testing.assert_close(cwy(v), ref, atol=tol(shape[-2], F64), rtol=0)
+    torch.testing.assert_close(
+        cwy(v.float()), ref.float(), atol=tol(shape[-2], torch.float32), rtol=0
+    )
+    v[..., 1, 2] = float("nan")
+    with pytest.raises(ValueError, match="finite"):
+        cwy(v)
+    v[..., :, 2] = 0
+    with pytest.raises(ValueError, match="column 2"):
+        cwy(v)
+
+
 @pytest.mark.parametrize("n", [7, 9, 10])
 def test_triu_product_blocks_match_dense(n, monkeypatch):
     """Both paths: into one buffer (plain tensors) and padded panels (while recording)."""
