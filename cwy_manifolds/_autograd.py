@@ -73,7 +73,7 @@ system and takes them again, page by page, so that a forward pass spent up to 0.
 products in page faults. Without autograd, CWY's forward pass (:func:`_form`) therefore
 creates three :math:`N \times N` buffers instead of four (:math:`Y`, :math:`S`,
 :math:`W` and the result): the solve overwrites the copy of :math:`Y^\top` with
-:math:`W`, and the result reuses the memory of :math:`S`.
+:math:`W`, and :math:`S` is freed before the product, whose result can take its memory.
 
 Note [double backward]
 ~~~~~~~~~~~~~~~~~~~~~~
