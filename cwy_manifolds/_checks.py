@@ -97,6 +97,10 @@ def check_same_kind(x: Tensor, name: str, ref: Tensor, ref_name: str) -> None:
         )
 
 
+#: Inputs with this many entries or more get no temporary of their size in column_scale.
+_LARGE = 1 << 16
+
+
 def column_scale(
     v: Tensor, name: str, extra: Tensor | None = None, extra_name: str = "x"
 ) -> Tensor:
@@ -109,8 +113,11 @@ def column_scale(
     if v.shape[-2] == 0:  # vectors in R^0 are zero vectors
         scale = v.new_zeros(*v.shape[:-2], 1, v.shape[-1])
     else:
-        v = v.detach()  # max |v| without an |v| temporary; NaN propagates through both
-        scale = torch.maximum(v.amax(dim=-2, keepdim=True), v.amin(dim=-2, keepdim=True).neg_())
+        v = v.detach()  # NaN propagates through amax, amin and maximum
+        if v.numel() < _LARGE:
+            scale = v.abs().amax(dim=-2, keepdim=True)
+        else:  # two reductions, no |v| temporary (Note [memory layout] in _autograd.py)
+            scale = torch.maximum(v.amax(dim=-2, keepdim=True), v.amin(dim=-2, keepdim=True).neg_())
     if not _value_checks:
         return scale
     ok = torch.isfinite(scale).all() & (scale > 0).all()

@@ -42,6 +42,7 @@ BAD_V = {
     "rank-1": (torch.ones(5, dtype=F64), ValueError, r"at least 2 dimensions.*\(5,\)"),
     "nan": (_with(float("nan")), ValueError, "v must have finite entries; got 1 NaN/Inf"),
     "inf": (_with(float("inf"), (2, 1)), ValueError, "v must have finite entries"),
+    "-inf": (_with(-float("inf"), (4, 2)), ValueError, "v must have finite entries"),
     "zero-column": (_zero_column(), ValueError, "v must have no zero columns.*first: column 1"),
     "zero-column-batched": (
         _zero_column((2, 5, 3), col=2),
@@ -51,9 +52,23 @@ BAD_V = {
 }
 
 
+@pytest.fixture(params=["small", "large"])
+def scale_branch(request, monkeypatch):
+    """column_scale takes max |v| with an |v| temporary (small) or without one (large)."""
+    if request.param == "large":
+        monkeypatch.setattr(cm._checks, "_LARGE", 1)
+
+
+def test_column_scale_is_max_abs(scale_branch):
+    v = torch.randn(3, 7, 4, dtype=F64)
+    v[0, :, 1] = -v[0, :, 1].abs()  # a column whose largest |entry| is negative
+    expected = v.abs().amax(dim=-2, keepdim=True)
+    assert torch.equal(cm._checks.column_scale(v, "v"), expected)
+
+
 @pytest.mark.parametrize("bad", BAD_V)
 @pytest.mark.parametrize("fn", VECTOR_FNS)
-def test_bad_vectors(fn, bad):
+def test_bad_vectors(fn, bad, scale_branch):
     value, error, match = BAD_V[bad]
     with pytest.raises(error, match=match):
         VECTOR_FNS[fn](value)
