@@ -217,12 +217,16 @@ def _solve(s: Tensor, inverse: Tensor | None, b: Tensor, *, left: bool = True) -
     return torch.linalg.solve_triangular(s, b, upper=True, left=False)
 
 
+def _transposed_copy(v: Tensor, dtype: torch.dtype) -> Tensor:
+    """``V^T`` in ``dtype``, always a new tensor, each vector contiguous (Note [memory layout])."""
+    return v.mT.to(dtype, copy=True, memory_format=torch.contiguous_format)
+
+
 def _factors(v: Tensor, scale: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
     """``Y``, ``S``, the inverse of ``S`` (accelerators only) and ``W`` (Note [precision])."""
     dtype = work_dtype(v.dtype)
-    if v.shape[-1] > 2 * _BLOCK:  # many vectors: store each contiguously (Note [memory layout])
-        y = v.mT.to(dtype, copy=True, memory_format=torch.contiguous_format).mT
-        y = y.div_(scale.to(dtype))  # in place in the copy
+    if v.shape[-1] > 2 * _BLOCK:  # many vectors: store each contiguously
+        y = _transposed_copy(v, dtype).mT.div_(scale.to(dtype))
     else:
         y = v.to(dtype) / scale.to(dtype)
     s = _phi_product(y.mT, y)
@@ -248,7 +252,7 @@ def _form(v: Tensor, k: int, name: str) -> Tensor:
     """
     if k != v.shape[-2] or v.shape[-1] <= 2 * _BLOCK or _use_inverse(v) or not _plain(v):
         return _WY.forward(v, column_scale(v, name), k)[0]
-    yt = v.mT.to(work_dtype(v.dtype), copy=True, memory_format=torch.contiguous_format)
+    yt = _transposed_copy(v, work_dtype(v.dtype))
     scale_t = column_scale(yt.mT, name).mT  # checks the values of v in the copy
     s = _phi_product(yt.div_(scale_t), yt.mT)
     # S W = Y^T as W^T S^T = Y: solved from the right, in place (Note [memory layout])
