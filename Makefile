@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cwy-manifolds compare --out out/compare
+	$(BIN)/cwy-manifolds demo --out out/compare
 
 test: lint
 	$(BIN)/python -m pytest

@@ -1,33 +1,53 @@
-"""cwy_manifolds: optimization over orthogonal and Stiefel matrices with CWY and T-CWY."""
+"""cwy_manifolds: optimization over orthogonal and Stiefel matrices with CWY and T-CWY.
+
+The layers, inner to outer (each depends only on those before it):
+
+- :mod:`cwy_manifolds.core`: the functional core, pure torch;
+- :mod:`cwy_manifolds.manifolds`: geoopt manifolds over the core;
+- :mod:`cwy_manifolds.registry`: the one table of methods and optimizers;
+- :mod:`cwy_manifolds.nn`: PyTorch layers and parametrizations;
+- :mod:`cwy_manifolds.problems`: problems with known answers;
+- :mod:`cwy_manifolds.tools`: the comparison harness, plots and the speed benchmark;
+- :mod:`cwy_manifolds.cli`: the ``cwy-manifolds`` command.
+"""
 
 from . import nn, problems
-from ._checks import set_value_checks, value_checks_enabled
-from .compare import compare
-from .householder import cwy, cwy_apply, householder_product, tcwy, tcwy_apply
-from .inverse import cwy_inverse, tcwy_inverse
+from .core import (
+    cwy,
+    cwy_apply,
+    cwy_inverse,
+    householder_product,
+    set_value_checks,
+    tcwy,
+    tcwy_apply,
+    tcwy_inverse,
+    value_checks_enabled,
+)
 from .manifolds import (
     CWY,
-    MANIFOLDS,
     TCWY,
     CayleyStiefel,
     ExpStiefel,
     QRStiefel,
+    check_weight_decay,
     from_matrix,
-    get_manifold,
     matrix,
     renormalize_,
 )
+from .registry import METHODS, OPTIMIZERS, get_manifold
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CWY",
-    "MANIFOLDS",
+    "METHODS",
+    "OPTIMIZERS",
     "TCWY",
     "CayleyStiefel",
     "ExpStiefel",
     "QRStiefel",
     "__version__",
+    "check_weight_decay",
     "compare",
     "cwy",
     "cwy_apply",
@@ -45,3 +65,16 @@ __all__ = [
     "tcwy_inverse",
     "value_checks_enabled",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Lazy names: ``compare`` (imports the tools); ``MANIFOLDS`` is deprecated."""
+    if name == "compare":
+        from .tools.compare import compare
+
+        return compare
+    if name == "MANIFOLDS":
+        from . import manifolds
+
+        return manifolds.__getattr__(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

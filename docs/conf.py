@@ -50,7 +50,7 @@ napoleon_type_aliases = {
     "Tensor": "torch.Tensor",
     "ManifoldTensor": "geoopt.ManifoldTensor",
     "Manifold": "geoopt.manifolds.Manifold",
-    "Comparison": "cwy_manifolds.compare.Comparison",
+    "Comparison": "cwy_manifolds.tools.results.Comparison",
     "Problem": "cwy_manifolds.problems.Problem",
     "Path": "pathlib.Path",
 }

@@ -80,7 +80,7 @@ for label in ("CWY(det=+1)", "CayleyStiefel from the same rotation"):
 # --------------
 # Over :math:`\mathrm{St}(n, p)` with a general :math:`A` there is no closed form; the
 # problem module computes a reference with pymanopt's trust regions and labels it as
-# such. :func:`cwy_manifolds.compare.compare` runs several manifolds from the same start, with
+# such. :func:`cwy_manifolds.compare` runs several manifolds from the same start, with
 # the best learning rate of a small grid for each.
 thin = Procrustes.random(30, 5, seed=1)
 print(thin.reference)

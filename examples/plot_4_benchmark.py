@@ -2,7 +2,7 @@ r"""
 Timing CWY against the peers
 ============================
 
-:func:`cwy_manifolds.bench.benchmark` times forming an orthogonal matrix (forward and
+:func:`cwy_manifolds.tools.bench.benchmark` times forming an orthogonal matrix (forward and
 forward+backward) and one optimizer step for CWY/T-CWY and for the other ways to get
 orthogonal matrices in PyTorch, and reports each time in *matmul equivalents*: as a
 multiple of one :math:`N \times N` matrix product timed in the same rounds, so that the
@@ -14,7 +14,7 @@ those of the build machine (see :doc:`/benchmarks` for a complete run and its re
 import matplotlib.pyplot as plt
 import torch
 
-from cwy_manifolds.bench import benchmark, format_table
+from cwy_manifolds.tools.bench import benchmark, format_table
 
 torch.manual_seed(0)
 
@@ -28,7 +28,7 @@ square = benchmark(
     thin=[],
     batch=[],
     repeats=3,
-    methods=["cwy", "linalg_householder_product", "torch_cayley", "torch_matrix_exp"],
+    methods=["cwy", "linalg-householder-product", "torch-cayley", "torch-matrix-exp"],
 )
 square = [r for r in square if r["reflections"] == r["n"]]
 
@@ -43,7 +43,7 @@ thin = benchmark(
     thin=["1024x8", "1024x16", "1024x32", "1024x64"],
     batch=[],
     repeats=3,
-    methods=["tcwy", "geoopt_euclidean", "geoopt_canonical", "cayley_stiefel", "qr_stiefel"],
+    methods=["tcwy", "geoopt-euclidean", "geoopt-canonical", "cayley", "qr"],
 )
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")

@@ -8,14 +8,16 @@ import math
 import pytest
 import torch
 
-from cwy_manifolds import bench
-from cwy_manifolds.bench import METHODS, add_arguments, benchmark, run
+from cwy_manifolds.cli.bench import add_arguments, run
+from cwy_manifolds.tools import bench
+from cwy_manifolds.tools.bench import METHODS, benchmark
+from cwy_manifolds.tools.bench.report import METRICS
 
 TINY = {"quick": True, "sizes": [8], "thin": ["12x3"], "batch": ["3x4"], "repeats": 1}
 KEYS = {
     "kind", "n", "m", "reflections", "batch", "dtype", "device", "method", "family", "note",
     "matmul_ms", "orthogonality_error",
-    *(f"{metric}_{what}" for metric in bench.METRICS for what in ("ms", "mm", "vs_peer")),
+    *(f"{metric}_{what}" for metric in METRICS for what in ("ms", "mm", "vs_peer")),
 }  # fmt: skip
 
 
@@ -39,9 +41,9 @@ def test_rows_have_the_columns_and_cover_every_group(rows):
     expected = {("square", 8, 8, refl, 1) for refl in (8, 2, 1)}
     expected |= {("thin", 12, 3, 3, 1), ("batch", 4, 4, 4, 3)}
     assert groups == {(*g, d) for g in expected for d in ("float32", "float64")}
-    assert {r["method"] for r in rows if r["kind"] == "thin"} >= {"tcwy", "geoopt_euclidean"}
+    assert {r["method"] for r in rows if r["kind"] == "thin"} >= {"tcwy", "geoopt-euclidean"}
     assert {r["method"] for r in rows if r["reflections"] == 2} == {
-        "cwy", "householder_product", "linalg_householder_product"
+        "cwy", "householder-product", "linalg-householder-product"
     }  # fmt: skip
 
 
@@ -51,7 +53,7 @@ def test_ratios_positive_and_matrices_orthogonal(rows):
             assert r["note"].startswith("unavailable")
             continue
         assert r["matmul_ms"] > 0
-        timed = [m for m in bench.METRICS if not math.isnan(r[f"{m}_mm"])]
+        timed = [m for m in METRICS if not math.isnan(r[f"{m}_mm"])]
         assert "step" in timed
         for metric in timed:
             assert min(r[f"{metric}_ms"], r[f"{metric}_mm"], r[f"{metric}_vs_peer"]) > 0
@@ -69,11 +71,11 @@ def test_best_peer_has_ratio_one(rows):
 def test_quick_mode_skips_slow_peers_and_says_why():
     rows = benchmark(
         quick=True, sizes=[], thin=["2048x2"], batch=[], repeats=1,
-        methods=["tcwy", "torch_cayley"],
+        methods=["tcwy", "torch-cayley"],
     )  # fmt: skip
     notes = {r["method"]: r["note"] for r in rows}
     assert notes["tcwy"] == ""
-    assert notes["torch_cayley"].startswith("skipped in quick mode")
+    assert notes["torch-cayley"].startswith("skipped in quick mode")
     assert math.isnan(rows[1]["step_mm"])
     assert "skipped in quick mode" in bench.format_table(rows)
 
@@ -94,16 +96,16 @@ def _args(*argv):
 def test_run_writes_csv_and_plot(tmp_path, capsys):
     out = tmp_path / "results"
     argv = ["--sizes", "6", "--thin", "10x2", "--batch", "2x3", "--repeats", "1"]
-    args = _args(*argv, "--dtype", "float64", "--methods", "cwy", "tcwy", "torch_cayley",
-                 "qr_stiefel", "--out", str(out))  # fmt: skip
+    args = _args(*argv, "--dtype", "float64", "--methods", "cwy", "tcwy", "torch-cayley",
+                 "qr", "--out", str(out))  # fmt: skip
     assert run(args) == 0
     printed = capsys.readouterr().out
-    for expected in (f"wrote {out / 'bench.csv'}", f"wrote {out / 'bench.png'}", "torch_cayley"):
+    for expected in (f"wrote {out / 'bench.csv'}", f"wrote {out / 'bench.png'}", "torch-cayley"):
         assert expected in printed
     with open(out / "bench.csv") as f:
         table = list(csv.DictReader(f))
     assert set(table[0]) == KEYS
-    assert {r["method"] for r in table} == {"cwy", "tcwy", "torch_cayley", "qr_stiefel"}
+    assert {r["method"] for r in table} == {"cwy", "tcwy", "torch-cayley", "qr"}
     assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -9,9 +9,10 @@ import torch
 
 from cwy_manifolds import compare
 from cwy_manifolds.cli import main
-from cwy_manifolds.compare import ConfigError, Run, _Progress
-from cwy_manifolds.plots import plot_comparison
 from cwy_manifolds.problems import PCA, Procrustes
+from cwy_manifolds.tools.compare import _Progress
+from cwy_manifolds.tools.plots import plot_comparison
+from cwy_manifolds.tools.results import ConfigError, Run
 
 GRID = (0.1, 1.0, 10.0)
 
@@ -135,7 +136,8 @@ def test_square_defaults_use_cwy_not_tcwy_for_odd_n():
     [
         (
             {"methods": ["cwz"]},
-            "methods must be among cwy, tcwy, cayley, exp, qr, geoopt-canonical; got 'cwz'",
+            "methods must be among cwy, tcwy, cayley, exp, qr, geoopt-canonical, geoopt-euclidean, "
+            "geoopt-exact; got 'cwz'",
         ),
         ({"methods": ["cwy"]}, "cwy stands for square matrices"),
         ({"methods": []}, "at least one"),

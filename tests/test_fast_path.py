@@ -8,7 +8,7 @@ import pytest
 import torch
 from _reference import tol
 
-import cwy_manifolds._autograd as fast
+import cwy_manifolds.core.wy as fast
 from cwy_manifolds import cwy, set_value_checks, tcwy
 
 F64 = torch.float64

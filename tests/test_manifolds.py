@@ -399,7 +399,8 @@ def test_origin_is_singular_and_random_is_not():
         (
             lambda: cm.get_manifold("cwz"),
             ValueError,
-            "one of cwy, tcwy, cayley, exp, qr; got 'cwz'",
+            "method must be one of cwy, tcwy, cayley, exp, qr, geoopt-canonical, geoopt-euclidean, "
+            "geoopt-exact; got 'cwz'",
         ),
         (lambda: cm.matrix(torch.eye(3)), TypeError, "ManifoldParameter"),
         (

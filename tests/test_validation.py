@@ -56,14 +56,14 @@ BAD_V = {
 def scale_branch(request, monkeypatch):
     """column_scale takes max |v| with an |v| temporary (small) or without one (large)."""
     if request.param == "large":
-        monkeypatch.setattr(cm._checks, "_LARGE", 1)
+        monkeypatch.setattr(cm.core.checks, "_LARGE", 1)
 
 
 def test_column_scale_is_max_abs(scale_branch):
     v = torch.randn(3, 7, 4, dtype=F64)
     v[0, :, 1] = -v[0, :, 1].abs()  # a column whose largest |entry| is negative
     expected = v.abs().amax(dim=-2, keepdim=True)
-    assert torch.equal(cm._checks.column_scale(v, "v"), expected)
+    assert torch.equal(cm.core.checks.column_scale(v, "v"), expected)
 
 
 @pytest.mark.parametrize("bad", BAD_V)

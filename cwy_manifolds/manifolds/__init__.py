@@ -11,49 +11,46 @@ import geoopt
 from geoopt.manifolds.base import Manifold
 from torch import Tensor
 
+from ..core import check_orthonormal
 from ._base import MatrixManifold
 from .cwy import CWY, TCWY
 from .stiefel import CayleyStiefel, ExpStiefel, QRStiefel
-from .vectors import renormalize_
+from .vectors import check_weight_decay, renormalize_
 
 MatrixManifold.__module__ = __name__  # documented here, where users import it from
 
+
+def __getattr__(name: str) -> object:
+    """Names that moved to :mod:`cwy_manifolds.registry` (deprecated here)."""
+    if name in ("MANIFOLDS", "get_manifold"):
+        import warnings
+
+        from .. import registry
+
+        new = "METHODS" if name == "MANIFOLDS" else name
+        warnings.warn(
+            f"cwy_manifolds.manifolds.{name} is deprecated; use cwy_manifolds.registry.{new}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        if name == "get_manifold":
+            return registry.get_manifold
+        return {k: m.factory for k, m in registry.METHODS.items() if m.source == "cwy_manifolds"}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "CWY",
-    "MANIFOLDS",
     "TCWY",
     "CayleyStiefel",
     "ExpStiefel",
     "MatrixManifold",
     "QRStiefel",
+    "check_weight_decay",
     "from_matrix",
-    "get_manifold",
     "matrix",
     "renormalize_",
 ]
-
-#: Method names of the package, shared by the harness, the CLI and the parametrizations.
-MANIFOLDS: dict[str, type[MatrixManifold]] = {
-    "cwy": CWY,
-    "tcwy": TCWY,
-    "cayley": CayleyStiefel,
-    "exp": ExpStiefel,
-    "qr": QRStiefel,
-}
-
-
-def get_manifold(name: str, **kwargs: object) -> MatrixManifold:
-    """Return a new manifold by method name (a key of :data:`~cwy_manifolds.manifolds.MANIFOLDS`).
-
-    Examples
-    --------
-    >>> from cwy_manifolds import get_manifold
-    >>> get_manifold("cwy", det=-1)
-    CWY(det=-1, n_reflections=None) manifold
-    """
-    if name not in MANIFOLDS:
-        raise ValueError(f"name must be one of {', '.join(MANIFOLDS)}; got {name!r}")
-    return MANIFOLDS[name](**kwargs)
 
 
 def _unscaled(manifold: object) -> object:
@@ -130,9 +127,7 @@ def from_matrix(manifold: Manifold, m: Tensor, *, atol: float | None = None) -> 
     """
     base = _resolve(manifold, "manifold")
     if isinstance(base, geoopt.Stiefel):
-        from ..inverse import _check_orthonormal
-
-        m = _check_orthonormal(m, "m", atol)
+        m = check_orthonormal(m, "m", atol)
         return geoopt.ManifoldTensor(m.detach().clone(), manifold=manifold)
     point = base.from_matrix(m, atol=atol)
     point.manifold = manifold  # keep a geoopt.Scaled wrapper

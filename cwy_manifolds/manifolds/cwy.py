@@ -33,10 +33,17 @@ import torch
 from geoopt import ManifoldTensor
 from torch import Tensor
 
-from .._checks import orthonormality_atol
-from ..householder import cwy, tcwy
-from ..inverse import _check_orthonormal, _reflection_vectors, few_reflections
-from ._base import MatrixManifold, flip_last_column, haar, matrix_shape
+from ..core import (
+    check_orthonormal,
+    cwy,
+    few_reflections,
+    flip_last_column,
+    haar,
+    orthonormality_atol,
+    reflection_vectors,
+    tcwy,
+)
+from ._base import MatrixManifold, matrix_shape
 
 __all__ = ["CWY", "TCWY"]
 
@@ -223,14 +230,14 @@ class CWY(_FlatVectors):
             If ``m`` is not square and orthogonal, has the other determinant, or (for
             ``n_reflections < N``) is not reachable with that many reflections.
         """
-        m = _check_orthonormal(m, "m", atol)
+        m = check_orthonormal(m, "m", atol)
         n = m.shape[-1]
         if m.shape[-2] != n:
             raise ValueError(f"m must be square (*, N, N) for CWY; got shape {tuple(m.shape)}")
         count = self._count(n)
         p = flip_last_column(m) if self._flips(count) else m
         if count == n:
-            v, wrong_det = _reflection_vectors(p)
+            v, wrong_det = reflection_vectors(p)
         else:
             atol = orthonormality_atol(n, m.dtype) if atol is None else atol
             v, resid = few_reflections(p, count, atol)
@@ -336,8 +343,8 @@ class TCWY(_FlatVectors):
             If ``m`` does not have orthonormal columns within ``atol``, or is square with
             determinant :math:`-(-1)^N`.
         """
-        m = _check_orthonormal(m, "m", atol)
-        v, wrong_det = _reflection_vectors(m)
+        m = check_orthonormal(m, "m", atol)
+        v, wrong_det = reflection_vectors(m)
         if bool(wrong_det.any()):
             n = m.shape[-1]
             raise ValueError(

@@ -28,9 +28,8 @@ import torch
 from geoopt import ManifoldTensor
 from torch import Tensor
 
-from .._checks import work_dtype
-from ..inverse import _check_orthonormal
-from ._base import MatrixManifold, haar, matrix_shape
+from ..core import check_orthonormal, haar, work_dtype
+from ._base import MatrixManifold, matrix_shape
 
 __all__ = ["CayleyStiefel", "ExpStiefel", "QRStiefel"]
 
@@ -131,7 +130,7 @@ class _Stiefel(MatrixManifold):
 
     def from_matrix(self, m: Tensor, *, atol: float | None = None) -> ManifoldTensor:
         """Return a copy of ``m`` as a point, after checking its columns are orthonormal."""
-        m = _check_orthonormal(m, "m", atol)
+        m = check_orthonormal(m, "m", atol)
         return self._point(m.detach().clone())
 
     def random(

@@ -3,24 +3,22 @@
 The matrix depends on each column of the vectors only through its direction (Note [scale
 invariance] in ``cwy.py``): gradient steps only grow the columns, which shrinks the
 effective step on their directions like ``lr / ||v||^2``, and weight decay only shrinks
-them. :func:`renormalize_` resets the norms without changing the matrix, and the
-package warns once per optimizer when weight decay applies to such parameters.
+them. :func:`renormalize_` resets the norms without changing the matrix, and
+:func:`check_weight_decay` warns when an optimizer applies weight decay to them.
 """
 
 from __future__ import annotations
 
 import warnings
-import weakref
 from collections.abc import Iterable
 
 import geoopt
 import torch
 from torch import Tensor
-from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from .cwy import CWY, TCWY
 
-__all__ = ["renormalize_"]
+__all__ = ["check_weight_decay", "renormalize_"]
 
 # Optimizer state in gradient units scales with the column norm, squared state with its
 # square (for a scale-invariant loss, the gradient at v / c is c times the one at v).
@@ -83,6 +81,8 @@ def renormalize_(
     True
     """
     params = [params] if isinstance(params, Tensor) else list(params)
+    if optimizer is not None:
+        check_weight_decay(optimizer)
     for p in params:
         if getattr(p, "manifold", None) is not None and not _vector_manifold(p):
             raise TypeError(
@@ -114,14 +114,28 @@ def renormalize_(
         p.div_(norms)
 
 
-_checked: weakref.WeakSet = weakref.WeakSet()
+def check_weight_decay(optimizer: torch.optim.Optimizer) -> bool:
+    """Warn if ``optimizer`` applies weight decay to reflection vectors; return whether it does.
 
+    Opt-in: importing the package installs no optimizer hooks. Call it once after
+    building an optimizer, or have it run on the first step of one optimizer with
+    ``optimizer.register_step_pre_hook(lambda opt, *_: check_weight_decay(opt))``.
+    :func:`renormalize_` calls it for the optimizer it is given. Only geoopt parameters
+    on :class:`~cwy_manifolds.CWY`/:class:`~cwy_manifolds.TCWY` are recognised; plain
+    tensors of vectors (for instance inside a parametrization) are not.
 
-def _warn_on_weight_decay(optimizer: torch.optim.Optimizer, *args: object) -> None:
-    """Optimizer step pre-hook: warn once if weight decay applies to reflection vectors."""
-    if optimizer in _checked:
-        return
-    _checked.add(optimizer)
+    Examples
+    --------
+    >>> import geoopt, torch, warnings
+    >>> import cwy_manifolds as cm
+    >>> x = geoopt.ManifoldParameter(cm.CWY().random(3, 3))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     cm.check_weight_decay(torch.optim.AdamW([x], weight_decay=0.01))
+    True
+    >>> "weight_decay=0" in str(caught[0].message)
+    True
+    """
     for group in optimizer.param_groups:
         if group.get("weight_decay", 0) and any(_vector_manifold(p) for p in group["params"]):
             warnings.warn(
@@ -130,9 +144,7 @@ def _warn_on_weight_decay(optimizer: torch.optim.Optimizer, *args: object) -> No
                 "only shrinks them and raises the effective step size. Put these parameters "
                 "in a parameter group with weight_decay=0.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=2,
             )
-            return
-
-
-register_optimizer_step_pre_hook(_warn_on_weight_decay)
+            return True
+    return False

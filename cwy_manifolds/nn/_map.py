@@ -35,13 +35,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._checks import orthonormality_atol, work_dtype
-from ..inverse import few_reflections
-from ..manifolds import CWY, MANIFOLDS, TCWY
-from ..manifolds._base import MatrixManifold, flip_last_column
+from ..core import few_reflections, flip_last_column, orthonormality_atol, work_dtype
+from ..manifolds import CWY, TCWY, MatrixManifold
+from ..registry import METHODS
 
 #: Methods whose free parameters any ``torch.optim`` optimizer can train (flat geometry).
-FLAT_METHODS = ("cwy", "tcwy")
+FLAT_METHODS = tuple(name for name, method in METHODS.items() if method.flat)
+#: Methods a layer can hold as a geoopt ``ManifoldParameter``: the package's manifolds.
+PACKAGE_METHODS = tuple(
+    name for name, method in METHODS.items() if method.source == "cwy_manifolds"
+)
 
 
 def check_weight(weight: object, name: str) -> Tensor:
@@ -78,7 +81,7 @@ def make_manifold(
         method = "cwy" if rows == cols else "tcwy"
     if not isinstance(method, str) or method not in allowed:
         hint = ""
-        if method in MANIFOLDS:
+        if method in METHODS:
             hint = (
                 f" ({method!r} keeps the matrix itself on the manifold by retractions, which "
                 "only a geoopt optimizer does: use a layer with manifold_parameter=True)"
@@ -91,7 +94,7 @@ def make_manifold(
                     f"{option} must be None for method {method!r} (only method 'cwy', for "
                     f"square weights, has that option); got {value!r}"
                 )
-        return method, MANIFOLDS[method](), rows < cols
+        return method, METHODS[method].manifold(), rows < cols
     if rows != cols:
         raise ValueError(
             f"{name} must be square for method 'cwy'; got shape {tuple(shape)} "

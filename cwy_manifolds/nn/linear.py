@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..manifolds import MANIFOLDS
-from ._map import FLAT_METHODS, Orthogonal
+from ._map import FLAT_METHODS, PACKAGE_METHODS, Orthogonal
 
 __all__ = ["OrthogonalLinear"]
 
@@ -31,7 +30,7 @@ def make_point(
 
 def allowed_methods(manifold_parameter: bool) -> tuple[str, ...]:
     """Return the methods a layer accepts: all manifolds with a geoopt parameter."""
-    return tuple(MANIFOLDS) if manifold_parameter else FLAT_METHODS
+    return PACKAGE_METHODS if manifold_parameter else FLAT_METHODS
 
 
 class OrthogonalLinear(nn.Module):
@@ -51,8 +50,8 @@ class OrthogonalLinear(nn.Module):
         Learn an additive bias, initialised as in :class:`torch.nn.Linear`.
     method : str, optional
         ``"cwy"`` (default for square weights) or ``"tcwy"`` (default otherwise). With
-        ``manifold_parameter=True`` also any other name of
-        :data:`~cwy_manifolds.manifolds.MANIFOLDS` (``"cayley"``, ``"exp"``, ``"qr"``), whose
+        ``manifold_parameter=True`` also any other method of the package in
+        :data:`~cwy_manifolds.registry.METHODS` (``"cayley"``, ``"exp"``, ``"qr"``), whose
         free tensor is the Stiefel matrix itself, kept on the manifold by a geoopt optimizer.
     n_reflections, det : optional
         For ``"cwy"``, as in :func:`~cwy_manifolds.nn.orthogonal`.

@@ -26,9 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import set_value_checks
-from ..householder import cwy_apply
-from ..manifolds._base import flip_last_column
+from ..core import cwy_apply, flip_last_column, set_value_checks
 from ._map import Orthogonal, _quoted
 from .linear import make_point
 

@@ -58,8 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._autograd import wy_matrix
-from ._checks import check_same_kind, check_tensor, column_scale, product_dtype, work_dtype
+from .checks import check_same_kind, check_tensor, column_scale, product_dtype, work_dtype
+from .wy import wy_matrix
 
 __all__ = ["cwy", "cwy_apply", "householder_product", "tcwy", "tcwy_apply"]
 

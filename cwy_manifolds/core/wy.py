@@ -108,7 +108,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.forward_ad import unpack_dual
 
-from ._checks import column_scale, product_dtype, work_dtype
+from .checks import column_scale, product_dtype, work_dtype
 
 __all__ = ["triu_product", "upper_inverse", "wy_matrix"]
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_tensor, orthonormality_atol, work_dtype
+from .checks import check_tensor, orthonormality_atol, work_dtype
 
 __all__ = ["cwy_inverse", "tcwy_inverse"]
 

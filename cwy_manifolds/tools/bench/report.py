@@ -1,4 +1,4 @@
-"""Reports of :mod:`cwy_manifolds.bench`: the text table, the CSV file and the plot."""
+"""Reports of :mod:`cwy_manifolds.tools.bench`: the text table, the CSV file and the plot."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import os
 from collections.abc import Sequence
 
-from ._bench_methods import METHODS
+from .methods import METHODS
 
 METRICS = ("forward", "forward_backward", "step")
 
@@ -17,7 +17,9 @@ def _fmt(x: float, spec: str) -> str:
 
 
 def format_table(rows: Sequence[dict]) -> str:
-    """Render the rows of :func:`benchmark` as plain text, one block per row group.
+    """Render benchmark rows as plain text, one block per row group.
+
+    The rows are those of :func:`~cwy_manifolds.tools.bench.run.benchmark`.
 
     Times are in matmul equivalents (``mm``), then as ratios to the fastest peer.
     """
@@ -52,7 +54,7 @@ def format_table(rows: Sequence[dict]) -> str:
 
 
 def write_csv(rows: Sequence[dict], path: str | os.PathLike) -> None:
-    """Write the rows of :func:`benchmark` to a CSV file."""
+    """Write the rows of :func:`~cwy_manifolds.tools.bench.run.benchmark` to a CSV file."""
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["method"])
         writer.writeheader()

@@ -1,4 +1,4 @@
-"""The methods timed by :mod:`cwy_manifolds.bench`: one builder per method.
+"""The methods timed by :mod:`cwy_manifolds.tools.bench`: one builder per method.
 
 A builder gets the shape of a row group and returns a :class:`Case`. For a
 parametrization it holds callables that form the matrix (``forward``), form it and
@@ -16,10 +16,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import geoopt
 import torch
 from torch import Tensor
 
-from .householder import cwy, householder_product, tcwy
+from ...core import cwy, householder_product, tcwy
+from ...registry import METHODS as REGISTRY
+from ...registry import get_manifold
 
 _LR = 1e-3
 
@@ -155,13 +158,13 @@ def _build_geotorch(shape: Shape, dtype: torch.dtype, device: torch.device) -> C
     return _parametrized(lambda: module.weight, module.parametrizations.weight.original)
 
 
-def _retraction(make: Callable[[], object]) -> Callable:
-    def build(shape: Shape, dtype: torch.dtype, device: torch.device) -> Case:
-        import geoopt
+def _retraction(name: str) -> Callable:
+    """Builder of one ``RiemannianSGD`` step on the registered manifold ``name``."""
 
+    def build(shape: Shape, dtype: torch.dtype, device: torch.device) -> Case:
         q, r = torch.linalg.qr(_randn(shape, shape.m, dtype, device))
         q = q * torch.where(r.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).unsqueeze(-2)
-        x = geoopt.ManifoldParameter(q.to(dtype), manifold=make())
+        x = geoopt.ManifoldParameter(q.to(dtype), manifold=get_manifold(name))
         opt = geoopt.optim.RiemannianSGD([x], lr=_LR)
         grad = torch.randn_like(q)
 
@@ -175,44 +178,31 @@ def _retraction(make: Callable[[], object]) -> Callable:
     return build
 
 
-def _geoopt(name: str) -> Callable[[], object]:
-    def make() -> object:
-        import geoopt
-
-        return getattr(geoopt, name)()
-
-    return make
-
-
-def _ours(name: str) -> Callable[[], object]:
-    def make() -> object:
-        from . import manifolds
-
-        return getattr(manifolds, name)()
-
-    return make
-
-
-#: The timed methods, in table order. Names are the values of ``--methods``. Sequential
-#: methods and those doing O(N^3) work for thin shapes are not timed above
+#: The timed methods, in table order. Names are the values of ``--methods``: ``cwy`` and
+#: ``tcwy`` as parametrizations, the peers, then every retraction-based method of the
+#: registry (:data:`~cwy_manifolds.registry.METHODS`) under its registered name.
+#: Sequential methods and those doing O(N^3) work for thin shapes are not timed above
 #: ``quick_max_n`` in quick mode.
 METHODS: dict[str, Method] = {
     "cwy": Method("ours", _vectors(cwy, lambda s: s.refl), ("square", "batch"), partial=True),
     "tcwy": Method("ours", _vectors(tcwy, lambda s: s.m), ("thin",)),
-    "householder_product": Method(
+    "householder-product": Method(
         "peer", _build_sequential, partial=True, quick_max_n=512, saves_every_step=True
     ),
-    "linalg_householder_product": Method("peer", _build_lapack, partial=True, quick_max_n=1024),
-    "torch_householder": Method("peer", _torch_map("householder"), quick_max_n=1024),
-    "torch_cayley": Method("peer", _torch_map("cayley"), quick_max_n=1024),
-    "torch_matrix_exp": Method("peer", _torch_map("matrix_exp"), quick_max_n=1024),
+    "linalg-householder-product": Method("peer", _build_lapack, partial=True, quick_max_n=1024),
+    "torch-householder": Method("peer", _torch_map("householder"), quick_max_n=1024),
+    "torch-cayley": Method("peer", _torch_map("cayley"), quick_max_n=1024),
+    "torch-matrix-exp": Method("peer", _torch_map("matrix_exp"), quick_max_n=1024),
     "geotorch": Method("peer", _build_geotorch, quick_max_n=1024, requires="geotorch"),
-    "geoopt_canonical": Method("peer", _retraction(_geoopt("CanonicalStiefel")), quick_max_n=1024),
-    "geoopt_euclidean": Method("peer", _retraction(_geoopt("EuclideanStiefel"))),
-    "geoopt_exact": Method("peer", _retraction(_geoopt("EuclideanStiefelExact"))),
-    "cayley_stiefel": Method("ours", _retraction(_ours("CayleyStiefel"))),
-    "exp_stiefel": Method("ours", _retraction(_ours("ExpStiefel"))),
-    "qr_stiefel": Method("ours", _retraction(_ours("QRStiefel"))),
+    **{
+        name: Method(
+            "ours" if method.source == "cwy_manifolds" else "peer",
+            _retraction(name),
+            quick_max_n=1024 if name == "geoopt-canonical" else None,  # an N x N solve
+        )
+        for name, method in REGISTRY.items()
+        if not method.flat
+    },
 }
 
 

@@ -1,10 +1,10 @@
 r"""Compare manifolds and optimizers on problems with known answers.
 
-:func:`compare` runs every (method, optimizer) pair from the same initial matrix and
+:func:`~cwy_manifolds.compare` runs every (method, optimizer) pair from the same initial matrix and
 records, per step, the loss, the relative optimality gap, the feasibility
 :math:`\|X^\top X - I\|_F` of the matrix and the wall-clock time of the optimization
 steps (metrics are computed outside the timed part). Methods are the manifolds of the
-package, by name (:data:`~cwy_manifolds.manifolds.MANIFOLDS`), plus geoopt's stock
+package, by name (:data:`~cwy_manifolds.registry.METHODS`), plus geoopt's stock
 ``CanonicalStiefel``; reference rows come from pymanopt's solvers when it is installed.
 
 Note [fair learning rates]
@@ -14,63 +14,42 @@ is elementwise; on a Stiefel manifold geoopt uses one second moment per matrix),
 single learning rate is fair. By default every pair runs every rate of a small log grid
 and the run reported is the one that gets within the tolerance (and stays there) in the
 fewest steps, or failing that ends with the lowest loss. The final gap of every rate
-tried is kept in :attr:`Run.lr_grid` and shown in the table. Pass ``lr`` to use one
-fixed rate instead.
+tried is kept in :attr:`~cwy_manifolds.tools.results.Run.lr_grid` and shown in the
+table. Pass ``lr`` to use one fixed rate instead.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 
 import geoopt
 import torch
 from torch import Tensor
 
-from .manifolds import MANIFOLDS, from_matrix, matrix
-from .manifolds._base import haar
-from .problems import Problem
+from ..core import haar
+from ..manifolds import from_matrix, matrix
+from ..problems import Problem
+from ..registry import METHODS, OPTIMIZERS
+from .results import Comparison, ConfigError, Run
 
 __all__ = [
     "DEFAULT_LR_GRID",
-    "METHODS",
-    "OPTIMIZERS",
     "REFERENCES",
-    "Comparison",
-    "ConfigError",
-    "Run",
     "compare",
 ]
 
-#: The manifold factory of each method name (the package's and geoopt's stock Stiefel).
-METHODS: dict[str, Callable[[], geoopt.manifolds.Manifold]] = {
-    **MANIFOLDS,
-    "geoopt-canonical": geoopt.CanonicalStiefel,
-}
-#: Optimizer name -> factory ``(params, lr) -> optimizer``. ``sgd``/``adam`` are plain
-#: torch optimizers, valid only for the vector parametrizations (``cwy``, ``tcwy``).
-OPTIMIZERS: dict[str, Callable[[list, float], torch.optim.Optimizer]] = {
-    "rsgd": lambda params, lr: geoopt.optim.RiemannianSGD(params, lr=lr, momentum=0.9),
-    "radam": lambda params, lr: geoopt.optim.RiemannianAdam(params, lr=lr),
-    "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
-    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr),
-}
 #: Reference solvers from pymanopt (run on the CPU in float64 when pymanopt is installed).
 REFERENCES = {
     "steepest-descent": "SteepestDescent",
     "conjugate-gradient": "ConjugateGradient",
     "trust-regions": "TrustRegions",
 }
-#: Learning rates that :func:`compare` tries for every pair when no ``lr`` is given
+#: Learning rates that :func:`~cwy_manifolds.compare` tries for every pair when no ``lr`` is given
 #: (Note [fair learning rates]).
 DEFAULT_LR_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0, 30.0)
-_VECTOR_METHODS = ("cwy", "tcwy")
 _NOTES = {
     "geoopt-canonical": "geoopt-canonical is geoopt's stock Stiefel() (CanonicalStiefel): its "
     "Cayley map moves by u + X X^T u, up to twice the step asked for, and solves an "
@@ -82,153 +61,11 @@ _NOTES = {
 }
 
 
-class ConfigError(ValueError):
-    """A comparison was asked for with invalid settings (names, sizes, paths)."""
-
-
-@dataclass
-class Run:
-    r"""One (method, optimizer) run: its settings, why it stopped and its trace.
-
-    The trace has one entry per recorded point: the start, then the point after each
-    step (for pymanopt rows: each logged iteration).
-
-    Attributes
-    ----------
-    method, optimizer : str
-        Names from :data:`METHODS` and :data:`OPTIMIZERS` (``"pymanopt"`` and a key of
-        :data:`REFERENCES` for reference rows).
-    lr : float or None
-        The learning rate of this run (None for reference rows).
-    stop_reason : str
-        Why the run stopped, in plain words.
-    step, loss, gap, feasibility, seconds : list
-        The trace: step number, loss, relative gap, :math:`\|X^\top X - I\|_F` and the
-        cumulative wall-clock seconds of the optimization steps.
-    lr_grid : dict
-        Learning rate -> final gap, for every rate tried when a grid was searched.
-    """
-
-    method: str
-    optimizer: str
-    lr: float | None
-    stop_reason: str
-    step: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    gap: list[float] = field(default_factory=list)
-    feasibility: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    lr_grid: dict[float, float] = field(default_factory=dict)
-
-    def record(self, step: int, metrics: dict[str, float], seconds: float) -> None:
-        """Append one point of the trace."""
-        self.step.append(step)
-        self.loss.append(metrics["loss"])
-        self.gap.append(metrics["gap"])
-        self.feasibility.append(metrics["feasibility"])
-        self.seconds.append(seconds)
-
-    def first_within(self, tol: float) -> int | None:
-        """Index of the trace point from which the gap stays <= ``tol``, or None."""
-        above = [i for i, g in enumerate(self.gap) if not g <= tol]
-        start = above[-1] + 1 if above else 0
-        return start if start < len(self.gap) else None
-
-    def summary(self, tol: float) -> dict[str, object]:
-        """One row of the summary table (plain values, for CSV and printing)."""
-        hit = self.first_within(tol)
-        steps = self.step[-1] if self.step else 0
-        return {
-            "method": self.method,
-            "optimizer": self.optimizer,
-            "lr": self.lr,
-            "steps": steps,
-            "loss": self.loss[-1],
-            "gap": self.gap[-1],
-            "feasibility": self.feasibility[-1],
-            "max_feasibility": max(self.feasibility),
-            "seconds": self.seconds[-1],
-            "ms_per_step": 1e3 * self.seconds[-1] / steps if steps else math.nan,
-            "steps_to_tol": None if hit is None else self.step[hit],
-            "seconds_to_tol": None if hit is None else self.seconds[hit],
-            "stop_reason": self.stop_reason,
-            "lr_grid": " ".join(f"{lr:g}:{gap:.1e}" for lr, gap in self.lr_grid.items()),
-        }
-
-
-@dataclass
-class Comparison:
-    """The result of :func:`compare`: the problem, every run, the settings and notes."""
-
-    problem: Problem
-    runs: list[Run]
-    settings: dict[str, object]
-    notes: list[str]
-
-    def table(self) -> list[dict[str, object]]:
-        """Summary rows, one per run, as plain dicts (no pandas needed)."""
-        return [run.summary(float(self.settings["tol"])) for run in self.runs]
-
-    def format_table(self) -> str:
-        """Format the summary as fixed-width text, with the notes below it."""
-        tol = self.settings["tol"]
-        head = (
-            f"{'method':<17}{'optimizer':<19}{'lr':>7}{'gap':>10}{'||XtX-I||':>11}"
-            f"{'ms/step':>9}{f'steps to {tol:g}':>16}{f's to {tol:g}':>12}"
-        )
-        lines = [head, "-" * len(head)]
-        for row in self.table():
-            lr = "" if row["lr"] is None else f"{row['lr']:g}"
-            to_tol = "-" if row["steps_to_tol"] is None else str(row["steps_to_tol"])
-            s_tol = "-" if row["seconds_to_tol"] is None else f"{row['seconds_to_tol']:.3f}"
-            lines.append(
-                f"{row['method']:<17}{row['optimizer']:<19}{lr:>7}{row['gap']:>10.1e}"
-                f"{row['max_feasibility']:>11.1e}{row['ms_per_step']:>9.2f}{to_tol:>16}"
-                f"{s_tol:>12}"
-            )
-        grids = [f"  {r.method}/{r.optimizer}: {_grid_text(r)}" for r in self.runs if r.lr_grid]
-        if grids:
-            lines += ["", "final gap for each learning rate tried (* = reported):", *grids]
-        return "\n".join(lines + [""] + [f"note: {n}" for n in self.notes])
-
-    def to_csv(self, path: str | Path) -> Path:
-        """Write the summary table as CSV; return the path."""
-        rows = self.table()
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        return Path(path)
-
-    def to_json(self, path: str | Path) -> Path:
-        """Write settings, notes, summary and every trace as JSON; return the path."""
-        runs = [
-            asdict(run) | {"lr_grid": [[k, v] for k, v in run.lr_grid.items()]} for run in self.runs
-        ]
-        data = {
-            "problem": repr(self.problem),
-            "reference": self.problem.reference,
-            "optimum": self.problem.optimum,
-            "settings": self.settings,
-            "notes": self.notes,
-            "summary": self.table(),
-            "runs": runs,
-        }
-        Path(path).write_text(json.dumps(data, indent=1, default=str))
-        return Path(path)
-
-
-def _grid_text(run: Run) -> str:
-    return " ".join(
-        f"{lr:g}{'*' if lr == run.lr else ''}:{gap:.1e}" for lr, gap in run.lr_grid.items()
-    )
-
-
 def _applicable(method: str, problem: Problem) -> str | None:
     """Why ``method`` cannot run on ``problem`` (None if it can)."""
     square = problem.p == problem.n
-    if method == "cwy" and not square:
-        return "cwy stands for square matrices (p == n); use tcwy for p < n"
+    if (why := METHODS[method].why_not(problem.n, problem.p)) is not None:
+        return why
     if method == "tcwy" and square and problem.n % 2:
         return f"tcwy with M = N = {problem.n} reaches determinant -1 only; use cwy"
     return None
@@ -265,9 +102,9 @@ def _run_one(
     device: torch.device,
     dtype: torch.dtype,
 ) -> Run:
-    manifold = METHODS[method]()
+    manifold = METHODS[method].manifold()
     x = geoopt.ManifoldParameter(from_matrix(manifold, start.to(device, dtype)))
-    opt = OPTIMIZERS[optimizer]([x], lr)
+    opt = OPTIMIZERS[optimizer].factory([x], lr)
     run = Run(method, optimizer, lr, f"ran all {steps} steps")
     elapsed = 0.0
     run.record(0, problem.metrics(matrix(x), extra=False), elapsed)
@@ -375,14 +212,15 @@ def compare(
     problem : Problem
         From :mod:`cwy_manifolds.problems`; its ``loss`` is applied to ``matrix(x)``.
     methods : iterable of str, optional
-        Keys of :data:`METHODS`. Default: every method that applies (``cwy`` needs a
-        square problem; ``tcwy`` reaches only determinant :math:`(-1)^N` when square).
+        Keys of :data:`~cwy_manifolds.registry.METHODS`. Default: every default method
+        that applies (``cwy`` needs a square problem; ``tcwy`` reaches only determinant
+        :math:`(-1)^N` when square).
     optimizers : iterable of str, default ``("rsgd", "radam")``
-        Keys of :data:`OPTIMIZERS`; ``sgd`` and ``adam`` (plain torch) run only with
-        ``cwy``/``tcwy``, whose vectors are unconstrained.
+        Keys of :data:`~cwy_manifolds.registry.OPTIMIZERS`; ``sgd`` and ``adam`` (plain
+        torch) run only with ``cwy``/``tcwy``, whose vectors are unconstrained.
     references : iterable of str, optional
-        Keys of :data:`REFERENCES` (pymanopt solvers, one row each). Default: all of
-        them when pymanopt is installed, none otherwise.
+        Keys of :data:`~cwy_manifolds.tools.compare.REFERENCES` (pymanopt solvers, one
+        row each). Default: all of them when pymanopt is installed, none otherwise.
     steps : int, default 200
         Optimizer steps per run (iterations for the references).
     lr, lr_grid
@@ -418,7 +256,7 @@ def compare(
     """
     if not isinstance(problem, Problem):
         raise ConfigError(f"problem must be a cwy_manifolds.problems.Problem; got {problem!r}")
-    valid = [m for m in METHODS if methods is not None or _applicable(m, problem) is None]
+    valid = [m for m in METHODS if METHODS[m].default and _applicable(m, problem) is None]
     methods = _choices(methods, valid if methods is None else list(METHODS), "methods")
     for method in methods:
         if (why := _applicable(method, problem)) is not None:
@@ -446,12 +284,7 @@ def compare(
         raise ConfigError(f"learning rates must be positive numbers; got {rates!r}")
     device = torch.device(device)
 
-    pairs = [
-        (m, o)
-        for m in methods
-        for o in optimizers
-        if o not in ("sgd", "adam") or m in _VECTOR_METHODS
-    ]
+    pairs = [(m, o) for m in methods for o in optimizers if METHODS[m].accepts(OPTIMIZERS[o])]
     start = _start_matrix(problem, seed)
     bar = _Progress(len(pairs) * len(rates) + len(references), progress)
     runs = []

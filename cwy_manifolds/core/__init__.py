@@ -1,0 +1,49 @@
+r"""The functional core: pure tensor functions, batched, differentiable, any device.
+
+Everything else in the package is built on this subpackage, and it depends on nothing
+but torch (a test forbids geoopt, numpy and scipy imports here).
+
+- ``cwy_manifolds.core.householder``: the maps :func:`~cwy_manifolds.cwy`,
+  :func:`~cwy_manifolds.tcwy`, their matrix-free forms :func:`~cwy_manifolds.cwy_apply`,
+  :func:`~cwy_manifolds.tcwy_apply`, and the sequential reference
+  :func:`~cwy_manifolds.householder_product`;
+- ``cwy_manifolds.core.wy``: the fast path, one autograd function with a
+  hand-derived backward pass;
+- ``cwy_manifolds.core.inverse``: the inverse maps :func:`~cwy_manifolds.cwy_inverse`,
+  :func:`~cwy_manifolds.tcwy_inverse` and :func:`~cwy_manifolds.core.few_reflections`;
+- ``cwy_manifolds.core.sampling``: Haar sampling and the sign flip :math:`D`;
+- ``cwy_manifolds.core.checks``: input checks and :class:`~cwy_manifolds.set_value_checks`.
+"""
+
+from .checks import (
+    check_tensor,
+    orthonormality_atol,
+    set_value_checks,
+    value_checks_enabled,
+    work_dtype,
+)
+from .householder import cwy, cwy_apply, householder_product, tcwy, tcwy_apply
+from .inverse import _check_orthonormal as check_orthonormal
+from .inverse import _reflection_vectors as reflection_vectors
+from .inverse import cwy_inverse, few_reflections, tcwy_inverse
+from .sampling import flip_last_column, haar
+
+__all__ = [
+    "check_orthonormal",
+    "check_tensor",
+    "cwy",
+    "cwy_apply",
+    "cwy_inverse",
+    "few_reflections",
+    "flip_last_column",
+    "haar",
+    "householder_product",
+    "orthonormality_atol",
+    "reflection_vectors",
+    "set_value_checks",
+    "tcwy",
+    "tcwy_apply",
+    "tcwy_inverse",
+    "value_checks_enabled",
+    "work_dtype",
+]
