@@ -11,6 +11,15 @@ The layers, inner to outer (each depends only on those before it):
 - :mod:`cwy_manifolds.cli`: the ``cwy-manifolds`` command.
 """
 
+import warnings as _warnings
+
+with _warnings.catch_warnings():
+    # geoopt 0.5.1 calls torch.jit.script when imported, which torch >= 2.9 deprecates:
+    # silence that one warning around this one import, so that a user's `-W error`
+    # (or pytest's filterwarnings = error) does not fail on `import cwy_manifolds`.
+    _warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
+    import geoopt as _geoopt  # noqa: F401
+
 from . import nn, problems
 from .core import (
     cwy,

@@ -1,7 +1,9 @@
 """Sphinx configuration of the cwy_manifolds documentation (build: `make docs`)."""
 
 import os
+import sys
 import warnings
+from pathlib import Path
 
 import cwy_manifolds
 
@@ -11,7 +13,10 @@ copyright = "2026, The cwy_manifolds developers"
 release = cwy_manifolds.__version__
 version = release
 
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
+
 extensions = [
+    "cwy_docs",  # the Notes page, links to it, and a check of rendered links
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",

@@ -4,6 +4,7 @@ import argparse
 import csv
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -148,3 +149,58 @@ def test_bad_arguments_fail_before_creating_anything(tmp_path):
     with pytest.raises(ValueError, match="methods must be among"):
         run(_args("--methods", "nope", "--out", str(out)))
     assert not out.exists()
+
+
+def test_huge_sizes_are_refused_before_timing():
+    with pytest.raises(ValueError, match="sizes must fit in memory; the largest shape needs"):
+        benchmark(sizes=[100_000_000], thin=[], batch=[], repeats=1, methods=["cwy"])
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+def test_pseudo_file_system_out_is_refused_up_front():
+    with pytest.raises(ValueError, match="out must be a writable folder; got '/proc/x'"):
+        run(_args("--sizes", "4", "--out", "/proc/x"))
+
+
+def test_folder_in_place_of_an_output_file_is_refused_up_front(tmp_path):
+    (tmp_path / "bench.png").mkdir()
+    with pytest.raises(ValueError, match=r"out must not hold a folder named 'bench\.png'"):
+        run(_args("--sizes", "4", "--out", str(tmp_path)))
+    assert not (tmp_path / "bench.csv").exists()
+
+
+def test_ctrl_c_writes_the_finished_groups(tmp_path, monkeypatch, capsys):
+    from cwy_manifolds.tools.bench import run as engine
+
+    real, calls = engine._group, []
+
+    def interrupt_second_group(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_group", interrupt_second_group)
+    out = tmp_path / "results"
+    argv = ["--sizes", "4", "8", "--thin", "--batch", "--repeats", "1", "--methods", "cwy"]
+    assert run(_args(*argv, "--dtype", "float64", "--out", str(out))) == 130
+    assert "interrupted: wrote the 1 rows finished so far" in capsys.readouterr().out
+    with open(out / "bench.csv") as f:
+        assert [(r["n"], r["method"]) for r in csv.DictReader(f)] == [("4", "cwy")]
+    assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in out.iterdir()) == ["bench.csv", "bench.png"]
+
+
+def test_failed_writer_leaves_previous_files(tmp_path):
+    from cwy_manifolds.tools.files import write_together
+
+    old = tmp_path / "a.txt"
+    old.write_text("old")
+
+    def fail(path):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_together({old: lambda p: p.write_text("new"), tmp_path / "b.txt": fail})
+    assert old.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]

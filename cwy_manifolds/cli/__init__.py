@@ -13,6 +13,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import geoopt
+import torch
+
+from .. import __version__
 from . import bench, compare
 from .args import Parser
 
@@ -23,6 +27,11 @@ def _parser() -> tuple[Parser, dict[str, argparse.ArgumentParser]]:
     parser = Parser(
         prog="cwy-manifolds",
         description="Optimization over orthogonal and Stiefel matrices with CWY and T-CWY.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {__version__} (torch {torch.__version__}, geoopt {geoopt.__version__})",
     )
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="command", parser_class=Parser

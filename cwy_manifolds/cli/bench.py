@@ -10,6 +10,8 @@ import torch
 
 from ..registry import DTYPES
 from ..tools.bench import METHODS, benchmark, format_table, plot, write_csv
+from ..tools.bench.run import BenchmarkInterrupted
+from ..tools.files import check_writable, write_together
 
 __all__ = ["add_arguments", "run"]
 
@@ -17,9 +19,15 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``cwy-manifolds bench`` to ``parser``."""
     parser.add_argument("--quick", action="store_true", help="small grid, about a minute")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    parser.add_argument("--dtype", nargs="+", choices=sorted(DTYPES), help="default: by mode")
-    parser.add_argument("--out", default="bench-results", help="folder for bench.csv, bench.png")
+    parser.add_argument("--device", default="cpu", help="torch device, cpu or cuda (default: cpu)")
+    parser.add_argument(
+        "--dtype", nargs="+", choices=sorted(DTYPES), help="default: float32 (quick), both (full)"
+    )
+    parser.add_argument(
+        "--out",
+        default="bench-results",
+        help="folder for bench.csv, bench.png (default: %(default)s)",
+    )
     parser.add_argument("--repeats", type=int, help="timed rounds (default: 3 quick, 5 full)")
     parser.add_argument("--sizes", type=int, nargs="*", metavar="N", help="square sizes N")
     parser.add_argument("--thin", nargs="*", metavar="NxM", help="Stiefel shapes, e.g. 4096x64")
@@ -27,36 +35,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", nargs="+", metavar="NAME", help=f"of {', '.join(METHODS)}")
 
 
-def _out_folder(out: str | os.PathLike) -> Path:
-    """Check that ``out`` is, or can be created as, a writable folder (creates nothing)."""
-    path = Path(out)
-    existing = next(p for p in (path, *path.parents) if p.exists() or p == Path(p.anchor))
-    if existing == path and not path.is_dir():
-        raise ValueError(f"out must be a writable folder; got {str(out)!r} (a file)")
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"out must be a writable folder; got {str(out)!r} ({existing} is not)")
-    return path
+OUTPUTS = ("bench.csv", "bench.png")
+
+
+def _write(rows: list[dict], out: Path) -> list[Path]:
+    """Write the CSV file and the plot of ``rows`` to ``out``, together."""
+    csv_path, png_path = (out / name for name in OUTPUTS)
+    return write_together(
+        {csv_path: lambda p: write_csv(rows, p), png_path: lambda p: plot(rows, p)}
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the benchmark for parsed ``args`` (see :func:`add_arguments`); return 0.
+    """Run the benchmark for parsed ``args`` (see :func:`add_arguments`); return the exit code.
 
     Prints the table, then the paths of the CSV file and the plot written to ``args.out``.
-    Raises ValueError for bad arguments before timing anything.
+    Raises ValueError for bad arguments, including an output folder that cannot be
+    written, before timing anything. On Ctrl-C, writes the row groups finished so far,
+    says so in one line and returns 130.
     """
-    out = _out_folder(args.out)
+    out = check_writable(args.out, OUTPUTS)
     load = os.getloadavg()[0]
-    rows = benchmark(
-        quick=args.quick,
-        sizes=args.sizes,
-        thin=args.thin,
-        batch=args.batch,
-        dtypes=args.dtype,
-        device=args.device,
-        repeats=args.repeats,
-        methods=args.methods,
-        progress=lambda line: print(f"timing {line}", flush=True),
-    )
+    try:
+        rows = benchmark(
+            quick=args.quick,
+            sizes=args.sizes,
+            thin=args.thin,
+            batch=args.batch,
+            dtypes=args.dtype,
+            device=args.device,
+            repeats=args.repeats,
+            methods=args.methods,
+            progress=lambda line: print(f"timing {line}", flush=True),
+        )
+    except BenchmarkInterrupted as stop:
+        paths = _write(stop.rows, out) if stop.rows else []
+        written = ", ".join(map(str, paths)) or "nothing (no group had finished)"
+        print(f"\ninterrupted: wrote the {len(stop.rows)} rows finished so far to {written}")
+        return 130
     mode = "quick" if args.quick else "full"
     print(
         f"\ncwy_manifolds bench ({mode}): torch {torch.__version__}, "
@@ -65,9 +81,6 @@ def run(args: argparse.Namespace) -> int:
         "times in matmul equivalents"
     )
     print(format_table(rows))
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, png_path = out / "bench.csv", out / "bench.png"
-    write_csv(rows, csv_path)
-    plot(rows, png_path)
-    print(f"\nwrote {csv_path}\nwrote {png_path}")
+    paths = _write(rows, out)
+    print("", *(f"wrote {path}" for path in paths), sep="\n")
     return 0

@@ -103,6 +103,9 @@ def main() -> None:
         inv.project, inv.version = project, "stable"
         for name, role, uri in entries:
             domain, kind = role.split(":")
+            # "$" stands for the name only at the end of a URI (and contract=True puts it
+            # back there); anywhere else Sphinx would keep it literally in the link.
+            uri = uri.replace("$", name)
             inv.objects.append(
                 soi.DataObjStr(
                     name=name, domain=domain, role=kind, priority="1", uri=uri, dispname="-"

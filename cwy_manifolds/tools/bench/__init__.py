@@ -1,6 +1,6 @@
 """The speed benchmark: CWY/T-CWY against the other ways to get orthogonal matrices.
 
-``cwy_manifolds.tools.bench.run`` times (:func:`~cwy_manifolds.tools.bench.run.benchmark`),
+``cwy_manifolds.tools.bench.run`` times (:func:`~cwy_manifolds.tools.bench.benchmark`),
 ``cwy_manifolds.tools.bench.methods`` holds the timed methods,
 ``cwy_manifolds.tools.bench.report`` formats and plots the results.
 """

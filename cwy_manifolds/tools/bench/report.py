@@ -19,7 +19,7 @@ def _fmt(x: float, spec: str) -> str:
 def format_table(rows: Sequence[dict]) -> str:
     """Render benchmark rows as plain text, one block per row group.
 
-    The rows are those of :func:`~cwy_manifolds.tools.bench.run.benchmark`.
+    The rows are those of :func:`~cwy_manifolds.tools.bench.benchmark`.
 
     Times are in matmul equivalents (``mm``), then as ratios to the fastest peer.
     """
@@ -54,7 +54,7 @@ def format_table(rows: Sequence[dict]) -> str:
 
 
 def write_csv(rows: Sequence[dict], path: str | os.PathLike) -> None:
-    """Write the rows of :func:`~cwy_manifolds.tools.bench.run.benchmark` to a CSV file."""
+    """Write the rows of :func:`~cwy_manifolds.tools.bench.benchmark` to a CSV file."""
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["method"])
         writer.writeheader()

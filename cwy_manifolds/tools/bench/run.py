@@ -37,7 +37,7 @@ from .methods import METHODS as _METHODS
 from .methods import Case, Shape, unavailable
 from .report import METRICS
 
-__all__ = ["FULL", "METHODS", "QUICK", "benchmark"]
+__all__ = ["FULL", "METHODS", "QUICK", "BenchmarkInterrupted", "benchmark"]
 
 
 #: The timed methods by name, in table order (the values of ``--methods``): ``cwy``,
@@ -139,6 +139,32 @@ def _shapes(sizes: list[int], thin: list, batch: list) -> list[Shape]:
     shapes += [Shape("thin", n, m, m) for n, m in thin]
     shapes += [Shape("batch", n, n, n, (b,)) for b, n in batch]
     return shapes
+
+
+class BenchmarkInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`benchmark`; ``rows`` holds the row groups finished before it."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        super().__init__(f"interrupted after {len(rows)} rows")
+        self.rows = rows
+
+
+#: Matrices of the largest shape that one row group holds at once (inputs, products,
+#: autograd buffers, the matmul unit), for the memory estimate made before timing.
+_BUFFERS = 12
+
+
+def _check_memory(shapes: list[Shape], dtypes: list[torch.dtype], device: torch.device) -> None:
+    """Refuse a grid whose largest row group cannot fit in memory, before timing anything."""
+    need = max(
+        (_BUFFERS * math.prod(s.lead) * s.n * s.n * d.itemsize for s in shapes for d in dtypes),
+        default=0,
+    )
+    if need > _memory(device) / 2:
+        raise ValueError(
+            f"sizes must fit in memory; the largest shape needs about {need / 2**30:.0f} GiB "
+            f"and {device} has {_memory(device) / 2**30:.0f} GiB"
+        )
 
 
 def _memory(device: torch.device) -> int:
@@ -292,8 +318,8 @@ def benchmark(
     Parameters
     ----------
     quick : bool, default False
-        Use the grid and budgets of :data:`QUICK` (about a minute on 2 CPU cores)
-        instead of :data:`FULL`.
+        Use the grid and budgets of :data:`~cwy_manifolds.tools.bench.run.QUICK` (about a
+        minute on 2 CPU cores) instead of :data:`~cwy_manifolds.tools.bench.run.FULL`.
     sizes : sequence of int, optional
         Square sizes :math:`N`; each gives groups with :math:`L = N, N/4, N/8`
         reflections (only methods that can use :math:`L < N` run in the latter).
@@ -307,7 +333,7 @@ def benchmark(
     repeats : int, optional
         Timed rounds per method (after one warm-up call).
     methods : sequence of str, optional
-        Names from :data:`METHODS`; default all.
+        Names from :data:`~cwy_manifolds.tools.bench.run.METHODS`; default all.
     seed : int, default 0
         Seed of the parameters of every method.
     progress : callable, optional
@@ -327,7 +353,10 @@ def benchmark(
     ------
     ValueError
         For unknown method or dtype names, non-positive sizes or repeats, :math:`M > N`,
-        or an unknown or unavailable device; the message names the argument.
+        an unknown or unavailable device, or sizes too large for its memory (estimated
+        before timing anything); the message names the argument.
+    BenchmarkInterrupted
+        On Ctrl-C (a :class:`KeyboardInterrupt`), with the rows finished so far.
 
     Notes
     -----
@@ -355,11 +384,16 @@ def benchmark(
     (repeats,) = _positive([mode["repeats"] if repeats is None else repeats], "repeats")
     names = _methods(methods)
     settings = {"mode": mode, "quick": quick, "repeats": repeats, "seed": seed, "slow": {}}
+    shapes = _shapes(sizes, thin, batch)
+    _check_memory(shapes, dtype_list, dev)
     rows: list[dict] = []
-    for dtype in dtype_list:
-        for shape in _shapes(sizes, thin, batch):
-            if progress is not None:
-                lead = f"{shape.lead[0]} x " if shape.lead else ""
-                progress(f"{shape.kind} {lead}{shape.n} x {shape.m}, L = {shape.refl}, {dtype}")
-            rows += _group(shape, dtype, dev, names, settings)
+    try:
+        for dtype in dtype_list:
+            for shape in shapes:
+                if progress is not None:
+                    lead = f"{shape.lead[0]} x " if shape.lead else ""
+                    progress(f"{shape.kind} {lead}{shape.n} x {shape.m}, L = {shape.refl}, {dtype}")
+                rows += _group(shape, dtype, dev, names, settings)
+    except KeyboardInterrupt:
+        raise BenchmarkInterrupted(rows) from None
     return rows
