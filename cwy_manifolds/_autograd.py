@@ -82,8 +82,16 @@ asks for a graph of the backward pass (``create_graph=True``, e.g. Hessian-vecto
 products or ``gradgradcheck``), the factors are recomputed from the saved input with
 plain differentiable operations, so autograd differentiates through the formula; the
 saved factors of the forward pass (computed without a graph) serve the common case.
-Forward-mode AD runs the same formulas as plain differentiable operations: a custom
-``jvp`` would make :func:`torch.compile` refuse to trace the function.
+
+Forward-mode AD (dual tensors) and every :mod:`torch.func` transform (``grad``,
+``vmap``, ``jvp``, ``jacfwd``, ``hessian``, nested in any order) run the same formulas
+as plain differentiable operations instead (:func:`_differentiable`), so that each
+transform differentiates or batches ordinary torch operations. A custom ``jvp`` on
+:class:`_WY` would cover forward mode too, but :func:`torch.compile` refuses to trace an
+:class:`torch.autograd.Function` that has one (torch 2.13: "Unsupported custom jvp"),
+and the saved factors, marked non-differentiable, would carry no tangents under nested
+transforms. Under a transform the backward pass would recompute the factors anyway
+(functorch always differentiates with ``create_graph=True``), so little speed is lost.
 
 Note [triangular inverse on accelerators]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -120,21 +128,31 @@ def _has_tangent(t: Tensor) -> bool:
     return unpack_dual(t).tangent is not None
 
 
+def _transformed(t: Tensor) -> bool:
+    """Whether ``t`` meets a :mod:`torch.func` transform (outside :func:`torch.compile`)."""
+    if torch.compiler.is_compiling():
+        return False
+    functorch = torch._C._functorch
+    return functorch.is_functorch_wrapped_tensor(t) or torch._C._are_functorch_transforms_active()
+
+
 def _recording(*tensors: Tensor) -> bool:
-    """Whether autograd records ``tensors`` (reverse mode) or they carry tangents (forward)."""
+    """Whether ops on ``tensors`` must be differentiable and out of place.
+
+    True while autograd records them (reverse mode), when they carry tangents (forward
+    mode) and under :mod:`torch.func` transforms.
+    """
     grad = torch.is_grad_enabled()
-    return any((grad and t.requires_grad) or _has_tangent(t) for t in tensors)
+    return any((grad and t.requires_grad) or _transformed(t) or _has_tangent(t) for t in tensors)
 
 
 def _plain(*tensors: Tensor) -> bool:
     """Whether ops on ``tensors`` may write into slices of a new buffer (``out=``).
 
-    Not while autograd records them or they carry tangents, nor under :func:`torch.compile`
-    or a :mod:`torch.func` transform (``vmap``, ``grad``), which reject such writes.
+    Not while they are recorded (:func:`_recording`), nor under :func:`torch.compile`,
+    which rejects such writes.
     """
-    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    traced = torch.compiler.is_compiling() or any(wrapped(t) for t in tensors)
-    return not (traced or _recording(*tensors))
+    return not (torch.compiler.is_compiling() or _recording(*tensors))
 
 
 def triu_product(a: Tensor, b: Tensor) -> Tensor:
@@ -273,8 +291,6 @@ def _vjp(g: Tensor, y: Tensor, s: Tensor, inverse: Tensor | None, w: Tensor) -> 
 class _WY(torch.autograd.Function):
     """``(v, scale, K) -> E - Y S^{-1} Y_K^T`` with a hand-derived backward (module doc)."""
 
-    generate_vmap_rule = True
-
     @staticmethod
     def forward(v: Tensor, scale: Tensor, k: int) -> tuple[Tensor, ...]:  # type: ignore[override]
         y, s, inverse, w = _factors(v, scale, k)
@@ -298,6 +314,14 @@ class _WY(torch.autograd.Function):
         return (gy / scale.to(gy.dtype)).to(v.dtype), None, None
 
 
+def _differentiable(v: Tensor, scale: Tensor, k: int) -> Tensor:
+    """``E - Y S^{-1} Y_K^T`` by plain differentiable operations (Note [double backward])."""
+    y, _, _, w = _factors(v, scale, k)
+    dtype = product_dtype(v)
+    eye = torch.eye(v.shape[-2], k, dtype=dtype, device=v.device)
+    return (eye - y.to(dtype) @ w.to(dtype)).to(v.dtype)
+
+
 def wy_matrix(v: Tensor, k: int, name: str = "v") -> Tensor:
     r"""Return :math:`I_{N \times K} - Y S^{-1} Y_K^\top` for ``v`` (*, N, L) of checked type.
 
@@ -305,14 +329,12 @@ def wy_matrix(v: Tensor, k: int, name: str = "v") -> Tensor:
     gives the column scale of Note [scaled normalisation]); ``K = N`` gives
     :func:`~cwy_manifolds.cwy`, ``K = L <= N`` :func:`~cwy_manifolds.tcwy`.
     Differentiable: reverse mode (first and second order) by a hand-derived rule (Note
-    [hand-derived backward]), forward mode by plain autograd; without any autograd, the
-    forward pass runs without the bookkeeping of :class:`torch.autograd.Function`.
+    [hand-derived backward]); forward mode and :mod:`torch.func` transforms by plain
+    autograd (Note [double backward]); without any autograd, the forward pass runs
+    without the bookkeeping of :class:`torch.autograd.Function`.
     """
-    if _has_tangent(v):  # forward-mode AD: differentiate plain torch operations
-        y, _, _, w = _factors(v, column_scale(v, name), k)
-        dtype = product_dtype(v)
-        eye = torch.eye(v.shape[-2], k, dtype=dtype, device=v.device)
-        return (eye - y.to(dtype) @ w.to(dtype)).to(v.dtype)
+    if _transformed(v) or _has_tangent(v):
+        return _differentiable(v, column_scale(v, name), k)
     if torch.is_grad_enabled() and v.requires_grad:
         return _WY.apply(v, column_scale(v, name), k)[0]
     return _form(v, k, name)

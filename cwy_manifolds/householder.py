@@ -40,8 +40,11 @@ Note [fast path]
 hand-derived backward pass that reuses the factors of the forward pass, forms only half
 of the symmetric Gram matrix for large :math:`L` and writes :math:`I - U W` without
 materialising :math:`I` (``_autograd.py``: Notes [hand-derived backward], [double
-backward], [triangular inverse on accelerators]). Second derivatives and forward-mode AD
-are supported. The apply forms and :func:`householder_product` use plain autograd.
+backward], [triangular inverse on accelerators]). Second derivatives, forward-mode AD
+and the :mod:`torch.func` transforms (``vmap``, ``grad``, ``jvp``, ``jacfwd``,
+``hessian``) are supported; the last two kinds run plain differentiable operations
+instead of the hand-derived rule (Note [double backward]). The apply forms and
+:func:`householder_product` use plain autograd.
 
 Note [determinant parity]
 ~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -100,7 +103,11 @@ def _check_vectors(v: object, name: str = "v", *, thin: bool = False) -> Tensor:
     return v
 
 
-def _check_rhs(x: object, name: str, v: Tensor, rows: int, rows_text: str) -> Tensor:
+def _check_rhs(
+    x: object, name: str, v: Tensor, rows: int, rows_text: str, transpose: object
+) -> Tensor:
+    if not isinstance(transpose, bool):
+        raise TypeError(f"transpose must be a bool; got {type(transpose).__name__}")
     x = check_tensor(x, name)
     check_same_kind(x, name, v, "v")
     if x.shape[-2] != rows:
@@ -108,6 +115,13 @@ def _check_rhs(x: object, name: str, v: Tensor, rows: int, rows_text: str) -> Te
             f"{name} must have {rows_text} = {rows} rows to match v of shape "
             f"{tuple(v.shape)}; got shape {tuple(x.shape)}"
         )
+    try:
+        torch.broadcast_shapes(v.shape[:-2], x.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"{name} must have batch dimensions that broadcast with those of v (shape "
+            f"{tuple(v.shape)}); got shape {tuple(x.shape)}"
+        ) from None
     return x
 
 
@@ -279,7 +293,7 @@ def cwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
     True
     """
     v = _check_vectors(v)
-    x = _check_rhs(x, "x", v, v.shape[-2], "N")
+    x = _check_rhs(x, "x", v, v.shape[-2], "N", transpose)
     u, s = _factors(v, x=x)
     dtype = product_dtype(v)
     uh, xh = u.to(dtype), x.to(dtype)
@@ -336,7 +350,7 @@ def tcwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
     """
     v = _check_vectors(v, thin=True)
     n, m = v.shape[-2:]
-    x = _check_rhs(x, "x", v, n if transpose else m, "N" if transpose else "M")
+    x = _check_rhs(x, "x", v, n if transpose else m, "N" if transpose else "M", transpose)
     u, s = _factors(v, x=x)
     dtype = product_dtype(v)
     uh, xh = u.to(dtype), x.to(dtype)

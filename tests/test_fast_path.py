@@ -192,9 +192,8 @@ def test_functorch_grad_and_vmap(block, monkeypatch):
     grad = torch.func.grad(lambda x: (cwy(x) ** 3).sum())(v[0])
     grad_ref = torch.func.grad(lambda x: (_ref_cwy(x) ** 3).sum())(v[0])
     torch.testing.assert_close(grad, grad_ref)
-    with set_value_checks(False):  # value checks read data: not possible under vmap
-        torch.testing.assert_close(torch.vmap(tcwy)(v), tcwy(v))
-        torch.testing.assert_close(torch.vmap(cwy)(v), cwy(v))
+    torch.testing.assert_close(torch.vmap(tcwy)(v), tcwy(v))  # value checks on
+    torch.testing.assert_close(torch.vmap(cwy)(v), cwy(v))
 
 
 def test_large_sizes_use_blocked_path():

@@ -139,3 +139,56 @@ def test_result_is_detached():
 def test_empty():
     assert cwy_inverse(torch.zeros(0, 0)).shape == (0, 0)
     assert tcwy_inverse(torch.zeros(3, 0)).shape == (3, 0)
+
+
+# Note [orthonormality tolerance] in cwy_manifolds/_checks.py: the default atol accepts
+# every orthogonal matrix of the dtype and rejects clearly non-orthogonal ones.
+HALF = (torch.float16, torch.bfloat16)
+TOLERANCE_CASES = [
+    pytest.param(dtype, n, id=f"{str(dtype)[6:]}-N{n}")
+    for dtype, sizes in [
+        (HALF[0], (2, 64, 1024)),
+        (HALF[1], (2, 64, 1024)),
+        (torch.float32, (2, 64, 1024)),
+        (F64, (2, 256)),
+    ]
+    for n in sizes
+]
+
+
+def _haar_rounded(n, dtype, det):
+    """Haar matrix computed in float64 (QR of a Gaussian, signs fixed), rounded to dtype."""
+    q, r = torch.linalg.qr(torch.randn(n, n, dtype=F64))
+    q = q * torch.sign(torch.diagonal(r))
+    q[:, -1] *= det * torch.linalg.det(q).sign()
+    return q.to(dtype)
+
+
+@pytest.mark.parametrize(("dtype", "n"), TOLERANCE_CASES)
+def test_default_atol_accepts_orthogonal_matrices_of_the_dtype(dtype, n):
+    q = _haar_rounded(n, dtype, det=(-1) ** n)
+    cwy_inverse(q)
+    tcwy_inverse(q[:, : max(1, n // 4)])
+    v = torch.randn(n, n, dtype=F64).to(dtype)
+    cwy_inverse(cwy(v))
+    tcwy_inverse(tcwy(v[:, : max(1, n // 4)]))
+
+
+def _non_orthogonal(kind, n, dtype):
+    if kind == "half-identity":
+        return 0.5 * torch.eye(n, dtype=dtype)
+    if kind == "scaled-5%":  # max |A^T A - I| = 0.1025
+        return (1.05 * _haar_rounded(n, F64, det=(-1) ** n)).to(dtype)
+    g = torch.randn(n, n, dtype=F64) / n**0.5  # max |A^T A - I| ~ 4 / sqrt(N)
+    g[:, -1] *= (-1) ** n * torch.linalg.det(g).sign()
+    return g.to(dtype)
+
+
+@pytest.mark.parametrize("kind", ["half-identity", "scaled-5%", "gaussian"])
+@pytest.mark.parametrize(("dtype", "n"), TOLERANCE_CASES)
+def test_default_atol_rejects_non_orthogonal_matrices(dtype, n, kind):
+    a = _non_orthogonal(kind, n, dtype)
+    with pytest.raises(ValueError, match="orthonormal columns"):
+        cwy_inverse(a)
+    with pytest.raises(ValueError, match="orthonormal columns"):
+        tcwy_inverse(a[:, : max(1, n // 2)] if kind != "gaussian" else a)
