@@ -5,21 +5,24 @@ Note [value checks]
 Shape and dtype checks read only metadata and are always on. Value checks (NaN/Inf
 entries, zero columns) must look at the data: they reduce each column to its largest
 absolute entry, which the core needs anyway to normalise safely (see Note [scaled
-normalisation] in ``householder.py``), and read one boolean back to the host. On the CPU
-that costs nothing extra; on an accelerator it is one host-device synchronisation per
+normalisation] in ``householder.py``), and read the smallest and the largest of these
+back to the host (with the largest absolute entry of ``x`` for the apply forms): valid
+exactly when the smallest is positive and the largest finite (NaN fails both). On the
+CPU that costs two scalar reads; on an accelerator one host-device synchronisation per
 call. Value checks are on by default, because a zero column would otherwise give a
 silent NaN. :func:`set_value_checks` turns them off (for the current thread, or inside a
 ``with`` block) for hot loops whose inputs are known to be valid; with checks off,
-invalid input gives NaN output instead of an error.
+invalid input gives NaN output instead of an error. (The inverse maps check
+orthonormality whatever the setting; ``inverse.py``.)
 
 Where the checks run, when they are on:
 
 - Plain tensors: always; one host read per call.
 - Under :mod:`torch.func` transforms (``vmap``, ``grad``, ``jvp``, ``jacfwd``,
-  ``hessian``, nested): the boolean is computed under the transforms and read from the
-  plain tensor beneath their wrappers (:func:`all_true`), so under ``vmap`` one host read
-  covers every batch item, and messages count the ``vmap`` dimensions as leading batch
-  dimensions ("batch item (2,)").
+  ``hessian``, nested): the reductions run under the transforms and are read from the
+  plain tensors beneath their wrappers (:func:`host_view`), so under ``vmap`` one host
+  read covers every batch item, and messages count the ``vmap`` dimensions as leading
+  batch dimensions ("batch item (2,)").
 - Tensors without values (``meta`` device, ``FakeTensor``): skipped; the result has the
   right shape, dtype and device.
 - Inside :func:`torch.compile`: the host read is a data-dependent branch, a graph break,
@@ -170,6 +173,40 @@ def check_same_kind(x: Tensor, name: str, ref: Tensor, ref_name: str) -> None:
         )
 
 
+def check_vectors(v: object, name: str = "v", *, thin: bool = False) -> Tensor:
+    """Check reflection vectors ``v`` (..., N, L); ``thin``: also ``L <= N``. Return ``v``."""
+    v = check_tensor(v, name)
+    if thin and v.shape[-1] > v.shape[-2]:
+        raise ValueError(
+            f"{name} must have at most as many columns as rows (M <= N) for a Stiefel "
+            f"matrix; got shape {tuple(v.shape)}"
+        )
+    return v
+
+
+def check_rhs(
+    x: object, name: str, v: Tensor, rows: int, rows_text: str, transpose: object
+) -> Tensor:
+    """Check ``x``, multiplied by the matrix of ``v``, and the flag ``transpose``."""
+    if not isinstance(transpose, bool):
+        raise TypeError(f"transpose must be a bool; got {type(transpose).__name__}")
+    x = check_tensor(x, name)
+    check_same_kind(x, name, v, "v")
+    if x.shape[-2] != rows:
+        raise ValueError(
+            f"{name} must have {rows_text} = {rows} rows to match v of shape "
+            f"{tuple(v.shape)}; got shape {tuple(x.shape)}"
+        )
+    try:
+        torch.broadcast_shapes(v.shape[:-2], x.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"{name} must have batch dimensions that broadcast with those of v (shape "
+            f"{tuple(v.shape)}); got shape {tuple(x.shape)}"
+        ) from None
+    return x
+
+
 #: Inputs with this many entries or more get no temporary of their size in column_scale.
 _LARGE = 1 << 16
 
@@ -193,11 +230,28 @@ def column_scale(
             scale = torch.maximum(v.amax(dim=-2, keepdim=True), v.amin(dim=-2, keepdim=True).neg_())
     if not checks_apply(v):
         return scale
-    ok = (scale > 0) & (scale < math.inf)  # also false for NaN
-    ok = ok.all() if extra is None else ok.all() & torch.isfinite(extra.detach()).all()
-    if not all_true(ok):
+    # NaN in lo and hi if any entry is NaN; no columns: nothing to reject
+    lo, hi = torch.aminmax(scale) if scale.numel() else (scale.new_ones(()),) * 2
+    if extra is not None and extra.numel():
+        hi = torch.maximum(hi, extra.detach().abs().amax())
+    lo, hi = _read_range(lo, hi)
+    if not (lo > 0 and hi < math.inf):  # also false for NaN
         _raise_value_error(v, name, scale, extra, extra_name)
     return scale
+
+
+def _read_range(lo: Tensor, hi: Tensor) -> tuple[float, float]:
+    """``(min lo, max hi)`` on the host: one read, also under :mod:`torch.func` transforms.
+
+    Two 0-dim reads on the CPU (cheapest there), one transfer of both on accelerators.
+    """
+    lo, hi = host_view(lo), host_view(hi)
+    if lo.ndim:  # under vmap: one value per batch item
+        lo, hi = lo.amin(), hi.amax()
+    if lo.device.type == "cpu":
+        return lo.item(), hi.item()
+    low, high = torch.stack((lo, hi)).tolist()
+    return low, high
 
 
 def _raise_value_error(

@@ -46,6 +46,13 @@ and the :mod:`torch.func` transforms (``vmap``, ``grad``, ``jvp``, ``jacfwd``,
 instead of the hand-derived rule (Note [double backward]). The apply forms and
 :func:`householder_product` use plain autograd.
 
+For small matrices the cost is the number of torch calls and of Python steps, not flops
+(a forward and backward pass makes a few dozen calls, a matrix product a handful). The
+fast path keeps them few: the classic :class:`torch.autograd.Function` form (the
+``setup_context`` form binds the arguments with :mod:`inspect` on every call), no dtype
+conversions that would do nothing, one ``addmm`` for :math:`I - Y W` (unbatched,
+:math:`N \le 256`), and value checks that read two scalars (Note [value checks]).
+
 Note [determinant parity]
 ~~~~~~~~~~~~~~~~~~~~~~~~~
 Each reflection has determinant -1, so ``cwy(v)`` has determinant :math:`(-1)^L` whatever
@@ -62,7 +69,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._autograd import wy_matrix
-from ._checks import check_same_kind, check_tensor, column_scale, product_dtype, work_dtype
+from ._checks import check_rhs, check_vectors, column_scale, product_dtype, work_dtype
 
 __all__ = ["cwy", "cwy_apply", "householder_product", "tcwy", "tcwy_apply"]
 
@@ -91,38 +98,6 @@ def _solve(s: Tensor, b: Tensor, *, transpose: bool = False) -> Tensor:
     if transpose:
         return torch.linalg.solve_triangular(s.mT, b.to(s.dtype), upper=False)
     return torch.linalg.solve_triangular(s, b.to(s.dtype), upper=True)
-
-
-def _check_vectors(v: object, name: str = "v", *, thin: bool = False) -> Tensor:
-    v = check_tensor(v, name)
-    if thin and v.shape[-1] > v.shape[-2]:
-        raise ValueError(
-            f"{name} must have at most as many columns as rows (M <= N) for a Stiefel "
-            f"matrix; got shape {tuple(v.shape)}"
-        )
-    return v
-
-
-def _check_rhs(
-    x: object, name: str, v: Tensor, rows: int, rows_text: str, transpose: object
-) -> Tensor:
-    if not isinstance(transpose, bool):
-        raise TypeError(f"transpose must be a bool; got {type(transpose).__name__}")
-    x = check_tensor(x, name)
-    check_same_kind(x, name, v, "v")
-    if x.shape[-2] != rows:
-        raise ValueError(
-            f"{name} must have {rows_text} = {rows} rows to match v of shape "
-            f"{tuple(v.shape)}; got shape {tuple(x.shape)}"
-        )
-    try:
-        torch.broadcast_shapes(v.shape[:-2], x.shape[:-2])
-    except RuntimeError:
-        raise ValueError(
-            f"{name} must have batch dimensions that broadcast with those of v (shape "
-            f"{tuple(v.shape)}); got shape {tuple(x.shape)}"
-        ) from None
-    return x
 
 
 def cwy(v: Tensor) -> Tensor:
@@ -187,7 +162,7 @@ def cwy(v: Tensor) -> Tensor:
     >>> torch.allclose(q, householder_product(v))
     True
     """
-    v = _check_vectors(v)
+    v = check_vectors(v)
     return wy_matrix(v, v.shape[-2])
 
 
@@ -239,7 +214,7 @@ def tcwy(v: Tensor) -> Tensor:
     >>> torch.allclose(omega.T @ omega, torch.eye(2, dtype=torch.float64))
     True
     """
-    v = _check_vectors(v, thin=True)
+    v = check_vectors(v, thin=True)
     return wy_matrix(v, v.shape[-1])
 
 
@@ -292,8 +267,8 @@ def cwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
     >>> torch.allclose(cwy_apply(v, x, transpose=True), cwy(v).T @ x)
     True
     """
-    v = _check_vectors(v)
-    x = _check_rhs(x, "x", v, v.shape[-2], "N", transpose)
+    v = check_vectors(v)
+    x = check_rhs(x, "x", v, v.shape[-2], "N", transpose)
     u, s = _factors(v, x=x)
     dtype = product_dtype(v)
     uh, xh = u.to(dtype), x.to(dtype)
@@ -348,9 +323,9 @@ def tcwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
     >>> torch.allclose(tcwy_apply(v, y, transpose=True), tcwy(v).T @ y)
     True
     """
-    v = _check_vectors(v, thin=True)
+    v = check_vectors(v, thin=True)
     n, m = v.shape[-2:]
-    x = _check_rhs(x, "x", v, n if transpose else m, "N" if transpose else "M", transpose)
+    x = check_rhs(x, "x", v, n if transpose else m, "N" if transpose else "M", transpose)
     u, s = _factors(v, x=x)
     dtype = product_dtype(v)
     uh, xh = u.to(dtype), x.to(dtype)
@@ -405,7 +380,7 @@ def householder_product(v: Tensor) -> Tensor:
     tensor([[-1.,  0.],
             [ 0.,  1.]])
     """
-    v = _check_vectors(v)
+    v = check_vectors(v)
     u = _unit_columns(v, "v")
     n = v.shape[-2]
     q = torch.eye(n, dtype=u.dtype, device=u.device).expand(*v.shape[:-1], n)

@@ -126,15 +126,17 @@ def test_forward_without_autograd_on_blocked_path(shape, monkeypatch):
 
 @pytest.mark.parametrize("n", [7, 9, 10])
 def test_triu_product_blocks_match_dense(n, monkeypatch):
-    """Both paths: into one buffer (plain tensors) and padded panels (while recording)."""
+    """Both paths: into one buffer (plain tensors) and padded panels (differentiable)."""
     monkeypatch.setattr(fast, "_BLOCK", 3)
     a, b = torch.randn(2, n, 7, dtype=F64), torch.randn(1, 7, n, dtype=F64)
     torch.testing.assert_close(fast.triu_product(a, b), torch.triu(a @ b))
     a.requires_grad_()
-    out = fast.triu_product(a, b)
+    out = fast.triu_product(a, b, differentiable=True)
     assert out.grad_fn is not None
     torch.testing.assert_close(out, torch.triu(a @ b))
-    assert torch.autograd.gradcheck(fast.triu_product, (a, b), fast_mode=True)
+    assert torch.autograd.gradcheck(
+        lambda a, b: fast.triu_product(a, b, differentiable=True), (a, b), fast_mode=True
+    )
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 33])

@@ -184,3 +184,9 @@ def test_set_value_checks_as_a_call():
 def test_extreme_but_valid_norms_float64(scale):
     v = torch.randn(6, 4, dtype=F64)
     torch.testing.assert_close(cwy(v * scale), cwy(v))
+
+
+def test_x_is_checked_also_without_reflections():
+    x = _with(float("nan"), shape=(5, 2))
+    with pytest.raises(ValueError, match="x must have finite entries; got 1 NaN/Inf"):
+        cwy_apply(torch.zeros(5, 0, dtype=F64), x)
