@@ -6,6 +6,7 @@ import pytest
 import torch
 from _reference import haar, reflection_product, tol
 
+import cwy_manifolds.inverse as inverse_module
 from cwy_manifolds import cwy, cwy_inverse, tcwy, tcwy_inverse
 
 F64 = torch.float64
@@ -46,6 +47,38 @@ def test_round_trip_lower_precision(dtype):
     assert v.dtype == dtype
     err = (cwy(v).to(F64) - q.to(F64)).abs().max()
     assert float(err) <= tol(16, dtype)
+
+
+BLOCKED = [(40, 40), (40, 13), (2, 3, 9, 9)]
+
+
+@pytest.mark.parametrize("shape", BLOCKED, ids=str)
+@pytest.mark.parametrize("panel", [1, 3, 32])
+def test_panels_match_lapack_and_the_dense_product(panel, shape, monkeypatch):
+    """Note [blocked inverse]: any panel width gives vectors reproducing the target."""
+    monkeypatch.setattr(inverse_module, "_PANEL", panel)
+    *batch, n, m = shape
+    q, _ = torch.linalg.qr(torch.randn(*batch, n, n, dtype=F64))
+    q[..., -1] *= torch.linalg.det(q).sign()[..., None] * (-1) ** n  # det (-1)^N
+    target = q[..., :m]
+    v = tcwy_inverse(target)
+    _check_vectors(v, target, tcwy)
+    # LAPACK's product of the same reflections: unit head, tau = 2 / ||w||^2
+    head = torch.diagonal(v, dim1=-2, dim2=-1)  # negative: no column was exactly e_i
+    assert (head < 0).all()
+    lapack = torch.linalg.householder_product(v / head[..., None, :], 2 * head**2)
+    torch.testing.assert_close(lapack, target, atol=tol(n, F64), rtol=0)
+    flat_v, flat_t = v.reshape(-1, n, m), target.reshape(-1, n, m)
+    dense = torch.from_numpy(reflection_product(flat_v[0].numpy())[:, :m])
+    torch.testing.assert_close(dense, flat_t[0], atol=tol(n, F64), rtol=0)
+
+
+@pytest.mark.parametrize("panel", [1, 2])
+def test_exact_edge_cases_across_panels(panel, monkeypatch):
+    monkeypatch.setattr(inverse_module, "_PANEL", panel)
+    batch = torch.stack([p for p in _signed_permutations(4) if torch.det(p) == 1])
+    _check_vectors(cwy_inverse(batch), batch, cwy)
+    _check_vectors(tcwy_inverse(batch[..., :3]), batch[..., :3], tcwy)
 
 
 def test_batched_inverse_equals_per_item():
