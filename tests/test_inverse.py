@@ -6,6 +6,7 @@ import pytest
 import torch
 from _reference import haar, reflection_product, tol
 
+import cwy_manifolds.core.inverse as inverse_module
 from cwy_manifolds import cwy, cwy_inverse, tcwy, tcwy_inverse
 
 F64 = torch.float64
@@ -46,6 +47,38 @@ def test_round_trip_lower_precision(dtype):
     assert v.dtype == dtype
     err = (cwy(v).to(F64) - q.to(F64)).abs().max()
     assert float(err) <= tol(16, dtype)
+
+
+BLOCKED = [(40, 40), (40, 13), (2, 3, 9, 9)]
+
+
+@pytest.mark.parametrize("shape", BLOCKED, ids=str)
+@pytest.mark.parametrize("panel", [1, 3, 32])
+def test_panels_match_lapack_and_the_dense_product(panel, shape, monkeypatch):
+    """Note [blocked inverse]: any panel width gives vectors reproducing the target."""
+    monkeypatch.setattr(inverse_module, "_PANEL", panel)
+    *batch, n, m = shape
+    q, _ = torch.linalg.qr(torch.randn(*batch, n, n, dtype=F64))
+    q[..., -1] *= torch.linalg.det(q).sign()[..., None] * (-1) ** n  # det (-1)^N
+    target = q[..., :m]
+    v = tcwy_inverse(target)
+    _check_vectors(v, target, tcwy)
+    # LAPACK's product of the same reflections: unit head, tau = 2 / ||w||^2
+    head = torch.diagonal(v, dim1=-2, dim2=-1)  # negative: no column was exactly e_i
+    assert (head < 0).all()
+    lapack = torch.linalg.householder_product(v / head[..., None, :], 2 * head**2)
+    torch.testing.assert_close(lapack, target, atol=tol(n, F64), rtol=0)
+    flat_v, flat_t = v.reshape(-1, n, m), target.reshape(-1, n, m)
+    dense = torch.from_numpy(reflection_product(flat_v[0].numpy())[:, :m])
+    torch.testing.assert_close(dense, flat_t[0], atol=tol(n, F64), rtol=0)
+
+
+@pytest.mark.parametrize("panel", [1, 2])
+def test_exact_edge_cases_across_panels(panel, monkeypatch):
+    monkeypatch.setattr(inverse_module, "_PANEL", panel)
+    batch = torch.stack([p for p in _signed_permutations(4) if torch.det(p) == 1])
+    _check_vectors(cwy_inverse(batch), batch, cwy)
+    _check_vectors(tcwy_inverse(batch[..., :3]), batch[..., :3], tcwy)
 
 
 def test_batched_inverse_equals_per_item():
@@ -139,3 +172,56 @@ def test_result_is_detached():
 def test_empty():
     assert cwy_inverse(torch.zeros(0, 0)).shape == (0, 0)
     assert tcwy_inverse(torch.zeros(3, 0)).shape == (3, 0)
+
+
+# Note [orthonormality tolerance] in cwy_manifolds/core/checks.py: the default atol accepts
+# every orthogonal matrix of the dtype and rejects clearly non-orthogonal ones.
+HALF = (torch.float16, torch.bfloat16)
+TOLERANCE_CASES = [
+    pytest.param(dtype, n, id=f"{str(dtype)[6:]}-N{n}")
+    for dtype, sizes in [
+        (HALF[0], (2, 64, 1024)),
+        (HALF[1], (2, 64, 1024)),
+        (torch.float32, (2, 64, 1024)),
+        (F64, (2, 256)),
+    ]
+    for n in sizes
+]
+
+
+def _haar_rounded(n, dtype, det):
+    """Haar matrix computed in float64 (QR of a Gaussian, signs fixed), rounded to dtype."""
+    q, r = torch.linalg.qr(torch.randn(n, n, dtype=F64))
+    q = q * torch.sign(torch.diagonal(r))
+    q[:, -1] *= det * torch.linalg.det(q).sign()
+    return q.to(dtype)
+
+
+@pytest.mark.parametrize(("dtype", "n"), TOLERANCE_CASES)
+def test_default_atol_accepts_orthogonal_matrices_of_the_dtype(dtype, n):
+    q = _haar_rounded(n, dtype, det=(-1) ** n)
+    cwy_inverse(q)
+    tcwy_inverse(q[:, : max(1, n // 4)])
+    v = torch.randn(n, n, dtype=F64).to(dtype)
+    cwy_inverse(cwy(v))
+    tcwy_inverse(tcwy(v[:, : max(1, n // 4)]))
+
+
+def _non_orthogonal(kind, n, dtype):
+    if kind == "half-identity":
+        return 0.5 * torch.eye(n, dtype=dtype)
+    if kind == "scaled-5%":  # max |A^T A - I| = 0.1025
+        return (1.05 * _haar_rounded(n, F64, det=(-1) ** n)).to(dtype)
+    g = torch.randn(n, n, dtype=F64) / n**0.5  # max |A^T A - I| ~ 4 / sqrt(N)
+    g[:, -1] *= (-1) ** n * torch.linalg.det(g).sign()
+    return g.to(dtype)
+
+
+@pytest.mark.parametrize("kind", ["half-identity", "scaled-5%", "gaussian"])
+@pytest.mark.parametrize(("dtype", "n"), TOLERANCE_CASES)
+def test_default_atol_rejects_non_orthogonal_matrices(dtype, n, kind):
+    a = _non_orthogonal(kind, n, dtype)
+    with pytest.raises(ValueError, match="orthonormal columns"):
+        cwy_inverse(a)
+    with pytest.raises(ValueError, match="orthonormal columns"):
+        tcwy_inverse(a[:, : max(1, n // 2)] if kind != "gaussian" else a)

@@ -101,6 +101,25 @@ def test_bad_x(bad):
         cwy_apply(GOOD_V, value)
 
 
+@pytest.mark.parametrize("fn", [cwy_apply, tcwy_apply], ids=lambda f: f.__name__)
+def test_mismatched_batch_dimensions(fn):
+    v, x = torch.randn(3, 5, 3, dtype=F64), torch.randn(2, 5, 2, dtype=F64)
+    with pytest.raises(
+        ValueError,
+        match=r"x must have batch dimensions that broadcast with those of v "
+        r"\(shape \(3, 5, 3\)\); got shape \(2, 5, 2\)",
+    ):
+        fn(v, x, transpose=True)
+
+
+@pytest.mark.parametrize("transpose", ["yes", 1, None], ids=repr)
+@pytest.mark.parametrize("fn", [cwy_apply, tcwy_apply], ids=lambda f: f.__name__)
+def test_transpose_must_be_a_bool(fn, transpose):
+    name = type(transpose).__name__
+    with pytest.raises(TypeError, match=f"transpose must be a bool; got {name}$"):
+        fn(GOOD_V, GOOD_X, transpose=transpose)
+
+
 def test_tcwy_apply_row_count_follows_transpose():
     with pytest.raises(ValueError, match="x must have M = 3 rows"):
         tcwy_apply(GOOD_V, GOOD_X)
@@ -165,3 +184,9 @@ def test_set_value_checks_as_a_call():
 def test_extreme_but_valid_norms_float64(scale):
     v = torch.randn(6, 4, dtype=F64)
     torch.testing.assert_close(cwy(v * scale), cwy(v))
+
+
+def test_x_is_checked_also_without_reflections():
+    x = _with(float("nan"), shape=(5, 2))
+    with pytest.raises(ValueError, match="x must have finite entries; got 1 NaN/Inf"):
+        cwy_apply(torch.zeros(5, 0, dtype=F64), x)

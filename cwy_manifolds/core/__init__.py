@@ -16,19 +16,26 @@ but torch (a test forbids geoopt, numpy and scipy imports here).
 """
 
 from .checks import (
+    all_true,
     check_tensor,
+    has_values,
     orthonormality_atol,
     set_value_checks,
     value_checks_enabled,
     work_dtype,
 )
 from .householder import cwy, cwy_apply, householder_product, tcwy, tcwy_apply
-from .inverse import _check_orthonormal as check_orthonormal
-from .inverse import _reflection_vectors as reflection_vectors
-from .inverse import cwy_inverse, few_reflections, tcwy_inverse
+from .inverse import (
+    check_orthonormal,
+    cwy_inverse,
+    few_reflections,
+    reflection_vectors,
+    tcwy_inverse,
+)
 from .sampling import flip_last_column, haar
 
 __all__ = [
+    "all_true",
     "check_orthonormal",
     "check_tensor",
     "cwy",
@@ -37,6 +44,7 @@ __all__ = [
     "few_reflections",
     "flip_last_column",
     "haar",
+    "has_values",
     "householder_product",
     "orthonormality_atol",
     "reflection_vectors",

@@ -5,35 +5,70 @@ Note [value checks]
 Shape and dtype checks read only metadata and are always on. Value checks (NaN/Inf
 entries, zero columns) must look at the data: they reduce each column to its largest
 absolute entry, which the core needs anyway to normalise safely (see Note [scaled
-normalisation] in ``householder.py``), and read one boolean back to the host. On the CPU
-that costs nothing extra; on an accelerator it is one host-device synchronisation per
+normalisation] in ``householder.py``), and read the smallest and the largest of these
+back to the host (with the largest absolute entry of ``x`` for the apply forms): valid
+exactly when the smallest is positive and the largest finite (NaN fails both). On the
+CPU that costs two scalar reads; on an accelerator one host-device synchronisation per
 call. Value checks are on by default, because a zero column would otherwise give a
-silent NaN. :func:`set_value_checks` turns them off (globally, or inside a ``with``
-block) for hot loops whose inputs are known to be valid; with checks off, invalid input
-gives NaN output instead of an error.
+silent NaN. :func:`set_value_checks` turns them off (for the current thread, or inside a
+``with`` block) for hot loops whose inputs are known to be valid; with checks off,
+invalid input gives NaN output instead of an error. (The inverse maps check
+orthonormality whatever the setting; ``inverse.py``.)
+
+Where the checks run, when they are on:
+
+- Plain tensors: always; one host read per call.
+- Under :mod:`torch.func` transforms (``vmap``, ``grad``, ``jvp``, ``jacfwd``,
+  ``hessian``, nested): the reductions run under the transforms and are read from the
+  plain tensors beneath their wrappers (:func:`host_view`), so under ``vmap`` one host
+  read covers every batch item, and messages count the ``vmap`` dimensions as leading
+  batch dimensions ("batch item (2,)").
+- Tensors without values (``meta`` device, ``FakeTensor``): skipped; the result has the
+  right shape, dtype and device.
+- Inside :func:`torch.compile`: the host read is a data-dependent branch, a graph break,
+  after which the check runs eagerly (same values, same errors). With checks off the
+  functions trace as one graph.
+
+The setting is local to the thread that sets it (an attribute of a
+:class:`threading.local`); new threads start with checks on. Compiled code follows it:
+dynamo guards on that attribute, read in the calling thread, so turning checks on or off
+recompiles (once per setting) and one thread's setting never reaches another thread's
+compiled code. (A :class:`contextvars.ContextVar`, local also to asyncio tasks, would be
+the other choice, but dynamo cannot trace ``ContextVar.get``.)
 """
 
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 from torch import Tensor
+from torch._subclasses.fake_tensor import is_fake
 
-_value_checks = True
+
+class _Setting(threading.local):
+    def __init__(self) -> None:  # runs once per thread
+        self.enabled = True  # an instance attribute: what dynamo guards on, per thread
+
+
+_setting = _Setting()
 
 
 class set_value_checks:  # noqa: N801 (lower case, like torch.set_grad_enabled)
     """Turn the value checks of the functional core on or off.
 
-    Works as a function call (the setting stays) and as a context manager (the previous
-    setting comes back on exit), like :class:`torch.set_grad_enabled`. The setting is
-    global to the process, not per thread.
+    Works as a function call (the setting stays) and as a context manager, like
+    :class:`torch.set_grad_enabled`: on exit, the setting from before the call comes
+    back (and, when the same object is entered again, the setting from before that
+    ``with`` statement). The setting is local to the current thread: other threads keep
+    their own, and new threads start with checks on. One object should not be entered by
+    two threads at once; create one per ``with`` statement, as usual.
 
     Shape and dtype checks always run. Value checks (NaN/Inf entries, zero columns) cost
     one host-device synchronisation per call on an accelerator; with them off, invalid
     input gives NaN output instead of an error. See Note [value checks] in
-    ``cwy_manifolds/_checks.py``.
+    ``cwy_manifolds/core/checks.py``, also for :mod:`torch.func` and :func:`torch.compile`.
 
     Parameters
     ----------
@@ -51,21 +86,62 @@ class set_value_checks:  # noqa: N801 (lower case, like torch.set_grad_enabled)
     """
 
     def __init__(self, enabled: bool) -> None:
-        global _value_checks
-        self._previous = _value_checks
-        _value_checks = bool(enabled)
+        self.enabled = bool(enabled)
+        self._saved = [value_checks_enabled()]  # restored by the first __exit__
+        self._fresh = True  # entered right after the call: keep the setting saved above
+        _setting.enabled = self.enabled
 
     def __enter__(self) -> set_value_checks:
+        if self._fresh:
+            self._fresh = False
+        else:
+            self._saved.append(value_checks_enabled())
+        _setting.enabled = self.enabled
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        global _value_checks
-        _value_checks = self._previous
+        _setting.enabled = self._saved.pop()
 
 
 def value_checks_enabled() -> bool:
     """Return whether the functional core checks values (see :class:`set_value_checks`)."""
-    return _value_checks
+    return _setting.enabled
+
+
+def _beneath_transforms(t: Tensor) -> Tensor:
+    """``t`` without :mod:`torch.func` wrappers; ``vmap`` dimensions moved to the front."""
+    functorch = torch._C._functorch
+    while functorch.is_batchedtensor(t) or functorch.is_gradtrackingtensor(t):
+        dim = functorch.maybe_get_bdim(t)
+        t = functorch.get_unwrapped(t)
+        if dim >= 0:
+            t = t.movedim(dim, 0)
+    return t
+
+
+def host_view(t: Tensor) -> Tensor:
+    """``t`` as a plain tensor for a host read (Note [value checks]); as is under compile."""
+    return t if torch.compiler.is_compiling() else _beneath_transforms(t.detach())
+
+
+def has_values(t: Tensor) -> bool:
+    """Whether the entries of ``t`` exist: not on the ``meta`` device, not a ``FakeTensor``."""
+    if t.device.type == "meta":
+        return False
+    return torch.compiler.is_compiling() or not is_fake(t)
+
+
+def checks_apply(t: Tensor) -> bool:
+    """Whether value checks run for ``t``: they are enabled and ``t`` has values."""
+    return value_checks_enabled() and has_values(t)
+
+
+def all_true(flag: Tensor) -> bool:
+    """Read a boolean tensor of the checks on the host: whether all of it is true.
+
+    One host read, also under :mod:`torch.func` transforms (Note [value checks]).
+    """
+    return bool(host_view(flag).all())
 
 
 def check_tensor(x: object, name: str, *, min_ndim: int = 2) -> Tensor:
@@ -97,6 +173,40 @@ def check_same_kind(x: Tensor, name: str, ref: Tensor, ref_name: str) -> None:
         )
 
 
+def check_vectors(v: object, name: str = "v", *, thin: bool = False) -> Tensor:
+    """Check reflection vectors ``v`` (..., N, L); ``thin``: also ``L <= N``. Return ``v``."""
+    v = check_tensor(v, name)
+    if thin and v.shape[-1] > v.shape[-2]:
+        raise ValueError(
+            f"{name} must have at most as many columns as rows (M <= N) for a Stiefel "
+            f"matrix; got shape {tuple(v.shape)}"
+        )
+    return v
+
+
+def check_rhs(
+    x: object, name: str, v: Tensor, rows: int, rows_text: str, transpose: object
+) -> Tensor:
+    """Check ``x``, multiplied by the matrix of ``v``, and the flag ``transpose``."""
+    if not isinstance(transpose, bool):
+        raise TypeError(f"transpose must be a bool; got {type(transpose).__name__}")
+    x = check_tensor(x, name)
+    check_same_kind(x, name, v, "v")
+    if x.shape[-2] != rows:
+        raise ValueError(
+            f"{name} must have {rows_text} = {rows} rows to match v of shape "
+            f"{tuple(v.shape)}; got shape {tuple(x.shape)}"
+        )
+    try:
+        torch.broadcast_shapes(v.shape[:-2], x.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"{name} must have batch dimensions that broadcast with those of v (shape "
+            f"{tuple(v.shape)}); got shape {tuple(x.shape)}"
+        ) from None
+    return x
+
+
 #: Inputs with this many entries or more get no temporary of their size in column_scale.
 _LARGE = 1 << 16
 
@@ -116,22 +226,40 @@ def column_scale(
         v = v.detach()  # NaN propagates through amax, amin and maximum
         if v.numel() < _LARGE:
             scale = v.abs().amax(dim=-2, keepdim=True)
-        else:  # two reductions, no |v| temporary (Note [memory layout] in _autograd.py)
+        else:  # two reductions, no |v| temporary (Note [memory layout] in wy.py)
             scale = torch.maximum(v.amax(dim=-2, keepdim=True), v.amin(dim=-2, keepdim=True).neg_())
-    if not _value_checks:
+    if not checks_apply(v):
         return scale
-    ok = torch.isfinite(scale).all() & (scale > 0).all()
-    if extra is not None:
-        ok = ok & torch.isfinite(extra.detach()).all()
-    if not bool(ok):
+    # NaN in lo and hi if any entry is NaN; no columns: nothing to reject
+    lo, hi = torch.aminmax(scale) if scale.numel() else (scale.new_ones(()),) * 2
+    if extra is not None and extra.numel():
+        hi = torch.maximum(hi, extra.detach().abs().amax())
+    lo, hi = _read_range(lo, hi)
+    if not (lo > 0 and hi < math.inf):  # also false for NaN
         _raise_value_error(v, name, scale, extra, extra_name)
     return scale
+
+
+def _read_range(lo: Tensor, hi: Tensor) -> tuple[float, float]:
+    """``(min lo, max hi)`` on the host: one read, also under :mod:`torch.func` transforms.
+
+    Two 0-dim reads on the CPU (cheapest there), one transfer of both on accelerators.
+    """
+    lo, hi = host_view(lo), host_view(hi)
+    if lo.ndim:  # under vmap: one value per batch item
+        lo, hi = lo.amin(), hi.amax()
+    if lo.device.type == "cpu":
+        return lo.item(), hi.item()
+    low, high = torch.stack((lo, hi)).tolist()
+    return low, high
 
 
 def _raise_value_error(
     v: Tensor, name: str, scale: Tensor, extra: Tensor | None, extra_name: str
 ) -> None:
-    bad = ~torch.isfinite(v.detach())
+    v, scale = host_view(v), host_view(scale)
+    extra = None if extra is None else host_view(extra)
+    bad = ~torch.isfinite(v)
     if bad.any():
         raise ValueError(
             f"{name} must have finite entries; got {int(bad.sum())} NaN/Inf entries "
@@ -147,16 +275,41 @@ def _raise_value_error(
         )
     assert extra is not None
     raise ValueError(
-        f"{extra_name} must have finite entries; got "
-        f"{int((~torch.isfinite(extra.detach())).sum())} NaN/Inf entries "
-        f"in shape {tuple(extra.shape)}"
+        f"{extra_name} must have finite entries; got {int((~torch.isfinite(extra)).sum())} "
+        f"NaN/Inf entries in shape {tuple(extra.shape)}"
     )
 
 
+#: Largest default tolerance on max |A^T A - I| (binds for bfloat16 and float16).
+_ATOL_CAP = 0.05
+
+
 def orthonormality_atol(n: int, dtype: torch.dtype) -> float:
-    """Default tolerance of the inverse maps on ``max |A^T A - I|`` for ``n`` rows."""
+    r"""Default tolerance of the inverse maps on ``max |A^T A - I|`` for ``n`` rows.
+
+    Note [orthonormality tolerance]
+    ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    :math:`\min(\sqrt{\varepsilon}, 0.05) + 10 \sqrt{n}\, \varepsilon_w`, with
+    :math:`\varepsilon` the machine epsilon of ``dtype`` and :math:`\varepsilon_w` that of
+    the working dtype in which :math:`A^\top A` is formed (float32 for half precision).
+    An orthogonal matrix rounded to ``dtype`` has :math:`\max |A^\top A - I|` below about
+    :math:`\varepsilon / 2`, whatever :math:`n` (rounding errors of size
+    :math:`\varepsilon / \sqrt{n}` per entry add up to :math:`\varepsilon / \sqrt{n}`
+    per entry of :math:`A^\top A`); forming :math:`A^\top A` adds rounding that grows like
+    :math:`\sqrt{n}\, \varepsilon_w`. Measured (Haar matrices, outputs of ``cwy`` and
+    ``tcwy``, up to :math:`n = 2048`, float32 to 4096): at most :math:`\varepsilon / 2`
+    in half precision, :math:`8 \varepsilon` in float32, :math:`26 \varepsilon` in
+    float64.
+    So the tolerance is :math:`\sqrt{\varepsilon}` (1.5e-8, 3.5e-4, 0.031 for float64,
+    float32, float16; 30 to 7e7 times the measured residuals), capped at 0.05 for
+    bfloat16 (where :math:`\sqrt{\varepsilon} = 0.088` would accept a Gaussian matrix
+    scaled by :math:`1/\sqrt{n}`, residual about :math:`4 / \sqrt{n}`, from
+    :math:`n \approx 2000`). It does not grow like :math:`n \varepsilon`, which in half
+    precision exceeds 0.5 from :math:`n = 64` and accepted :math:`I / 2`.
+    """
     eps = torch.finfo(dtype).eps
-    return max(math.sqrt(eps), 10 * n * eps)
+    work_eps = torch.finfo(work_dtype(dtype)).eps
+    return min(math.sqrt(eps), _ATOL_CAP) + 10 * math.sqrt(max(n, 1)) * work_eps
 
 
 def work_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -19,11 +19,11 @@ Note [scaled normalisation]
 The maps depend on each column only through its direction, so tiny and huge column norms
 are valid input. Squaring entries of size 1e-30 underflows in float32, so each column is
 first divided by its largest absolute entry (computed anyway by the value checks, Note
-[value checks] in ``_checks.py``) and only then by its norm. The scale is detached: for a
+[value checks] in ``checks.py``) and only then by its norm. The scale is detached: for a
 fixed scale, ``w / ||w||`` with ``w = v / scale`` is exactly ``v / ||v||``, so gradients
 are unchanged. :func:`cwy` and :func:`tcwy` skip the division by the norm, which enters
 through the diagonal of :math:`S` instead (Note [unnormalised vectors] in
-``_autograd.py``).
+``wy.py``).
 
 Note [precision]
 ~~~~~~~~~~~~~~~~
@@ -39,9 +39,19 @@ Note [fast path]
 :func:`cwy` and :func:`tcwy` go through one :class:`torch.autograd.Function` with a
 hand-derived backward pass that reuses the factors of the forward pass, forms only half
 of the symmetric Gram matrix for large :math:`L` and writes :math:`I - U W` without
-materialising :math:`I` (``_autograd.py``: Notes [hand-derived backward], [double
-backward], [triangular inverse on accelerators]). Second derivatives and forward-mode AD
-are supported. The apply forms and :func:`householder_product` use plain autograd.
+materialising :math:`I` (``wy.py``: Notes [hand-derived backward], [double
+backward], [triangular inverse on accelerators]). Second derivatives, forward-mode AD
+and the :mod:`torch.func` transforms (``vmap``, ``grad``, ``jvp``, ``jacfwd``,
+``hessian``) are supported; the last two kinds run plain differentiable operations
+instead of the hand-derived rule (Note [double backward]). The apply forms and
+:func:`householder_product` use plain autograd.
+
+For small matrices the cost is the number of torch calls and of Python steps, not flops
+(a forward and backward pass makes a few dozen calls, a matrix product a handful). The
+fast path keeps them few: the classic :class:`torch.autograd.Function` form (the
+``setup_context`` form binds the arguments with :mod:`inspect` on every call), no dtype
+conversions that would do nothing, one ``addmm`` for :math:`I - Y W` (unbatched,
+:math:`N \le 256`), and value checks that read two scalars (Note [value checks]).
 
 Note [determinant parity]
 ~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -58,7 +68,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import check_same_kind, check_tensor, column_scale, product_dtype, work_dtype
+from .checks import check_rhs, check_vectors, column_scale, product_dtype, work_dtype
 from .wy import wy_matrix
 
 __all__ = ["cwy", "cwy_apply", "householder_product", "tcwy", "tcwy_apply"]
@@ -88,27 +98,6 @@ def _solve(s: Tensor, b: Tensor, *, transpose: bool = False) -> Tensor:
     if transpose:
         return torch.linalg.solve_triangular(s.mT, b.to(s.dtype), upper=False)
     return torch.linalg.solve_triangular(s, b.to(s.dtype), upper=True)
-
-
-def _check_vectors(v: object, name: str = "v", *, thin: bool = False) -> Tensor:
-    v = check_tensor(v, name)
-    if thin and v.shape[-1] > v.shape[-2]:
-        raise ValueError(
-            f"{name} must have at most as many columns as rows (M <= N) for a Stiefel "
-            f"matrix; got shape {tuple(v.shape)}"
-        )
-    return v
-
-
-def _check_rhs(x: object, name: str, v: Tensor, rows: int, rows_text: str) -> Tensor:
-    x = check_tensor(x, name)
-    check_same_kind(x, name, v, "v")
-    if x.shape[-2] != rows:
-        raise ValueError(
-            f"{name} must have {rows_text} = {rows} rows to match v of shape "
-            f"{tuple(v.shape)}; got shape {tuple(x.shape)}"
-        )
-    return x
 
 
 def cwy(v: Tensor) -> Tensor:
@@ -173,7 +162,7 @@ def cwy(v: Tensor) -> Tensor:
     >>> torch.allclose(q, householder_product(v))
     True
     """
-    v = _check_vectors(v)
+    v = check_vectors(v)
     return wy_matrix(v, v.shape[-2])
 
 
@@ -225,7 +214,7 @@ def tcwy(v: Tensor) -> Tensor:
     >>> torch.allclose(omega.T @ omega, torch.eye(2, dtype=torch.float64))
     True
     """
-    v = _check_vectors(v, thin=True)
+    v = check_vectors(v, thin=True)
     return wy_matrix(v, v.shape[-1])
 
 
@@ -278,8 +267,8 @@ def cwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
     >>> torch.allclose(cwy_apply(v, x, transpose=True), cwy(v).T @ x)
     True
     """
-    v = _check_vectors(v)
-    x = _check_rhs(x, "x", v, v.shape[-2], "N")
+    v = check_vectors(v)
+    x = check_rhs(x, "x", v, v.shape[-2], "N", transpose)
     u, s = _factors(v, x=x)
     dtype = product_dtype(v)
     uh, xh = u.to(dtype), x.to(dtype)
@@ -334,9 +323,9 @@ def tcwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
     >>> torch.allclose(tcwy_apply(v, y, transpose=True), tcwy(v).T @ y)
     True
     """
-    v = _check_vectors(v, thin=True)
+    v = check_vectors(v, thin=True)
     n, m = v.shape[-2:]
-    x = _check_rhs(x, "x", v, n if transpose else m, "N" if transpose else "M")
+    x = check_rhs(x, "x", v, n if transpose else m, "N" if transpose else "M", transpose)
     u, s = _factors(v, x=x)
     dtype = product_dtype(v)
     uh, xh = u.to(dtype), x.to(dtype)
@@ -391,7 +380,7 @@ def householder_product(v: Tensor) -> Tensor:
     tensor([[-1.,  0.],
             [ 0.,  1.]])
     """
-    v = _check_vectors(v)
+    v = check_vectors(v)
     u = _unit_columns(v, "v")
     n = v.shape[-2]
     q = torch.eye(n, dtype=u.dtype, device=u.device).expand(*v.shape[:-1], n)

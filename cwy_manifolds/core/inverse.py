@@ -18,6 +18,21 @@ still needed to keep the count at :math:`M`: for :math:`i < N` the map uses
 freedom: the last entry is :math:`\pm 1` and only :math:`-1` can be sent to :math:`+1`
 by a reflection. That is the determinant rule (Note [determinant parity] in
 ``householder.py``).
+
+Note [blocked inverse]
+~~~~~~~~~~~~~~~~~~~~~~
+Each step depends on the previous one, so the :math:`M` steps run one after the other.
+They work on a panel of ``_PANEL`` columns only; the rest of the matrix is updated once
+per panel, by the compact WY form of the panel's reflections,
+:math:`X \leftarrow X - U (S^{-\top} (U^\top X))` (module doc of ``householder.py``):
+matrix products instead of one rank-one update per step. LAPACK's Householder QR
+(:func:`torch.geqrf`) cannot stand in for the loop: it sends :math:`x` to
+:math:`-\operatorname{sign}(x_1) \|x\| e_i`, and where that differs from
+:math:`+\|x\| e_i` the two reflections differ by a reflection of the remaining rows
+(:math:`H(x - \|x\| e_i) = H(x_{\mathrm{rest}}) H(x + \|x\| e_i)` on the columns still
+to come), which changes every later vector; so LAPACK's vectors are those of :math:`A D`
+for the signs :math:`D` of the diagonal of :math:`R`, not of :math:`A`, and no local
+conversion exists.
 """
 
 from __future__ import annotations
@@ -25,66 +40,107 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .checks import check_tensor, orthonormality_atol, work_dtype
+from .checks import (
+    all_true,
+    check_tensor,
+    has_values,
+    host_view,
+    orthonormality_atol,
+    work_dtype,
+)
 
 __all__ = ["cwy_inverse", "tcwy_inverse"]
 
+#: Columns per panel of reflection_vectors (Note [blocked inverse]).
+_PANEL = 32
 
-def _check_orthonormal(a: Tensor, name: str, atol: float | None) -> Tensor:
-    """Validate ``a`` (..., N, M) as a matrix with orthonormal columns; return it."""
+
+def check_orthonormal(a: Tensor, name: str, atol: float | None) -> Tensor:
+    """Validate ``a`` (..., N, M) as a matrix with orthonormal columns; return it.
+
+    One host read for finiteness and orthonormality together (a NaN or Inf entry makes
+    the residual NaN or Inf); skipped for tensors without values (Note [value checks]).
+    """
     a = check_tensor(a, name)
     n, m = a.shape[-2:]
     if m > n:
         raise ValueError(
             f"{name} must have at most as many columns as rows (M <= N); got shape {tuple(a.shape)}"
         )
-    if not bool(torch.isfinite(a).all()):
-        raise ValueError(
-            f"{name} must have finite entries; got {int((~torch.isfinite(a)).sum())} NaN/Inf "
-            f"entries in shape {tuple(a.shape)}"
-        )
     if atol is None:
         atol = orthonormality_atol(n, a.dtype)
-    aw = a.to(work_dtype(a.dtype))
+    if not has_values(a) or a.numel() == 0:
+        return a
+    aw = a.detach().to(work_dtype(a.dtype))
     eye = torch.eye(m, dtype=aw.dtype, device=aw.device)
-    resid = (aw.mT @ aw - eye).abs().amax() if a.numel() else torch.zeros(())
-    if not resid <= atol:
+    resid = (aw.mT @ aw - eye).abs().amax(dim=(-2, -1))
+    if not all_true(resid <= atol):
+        bad = int((~torch.isfinite(host_view(a))).sum())
+        if bad:
+            raise ValueError(
+                f"{name} must have finite entries; got {bad} NaN/Inf entries in shape "
+                f"{tuple(host_view(a).shape)}"
+            )
         raise ValueError(
             f"{name} must have orthonormal columns; got max |{name}^T {name} - I| = "
-            f"{float(resid):.2e} > atol = {atol:.2e}. Orthonormalise it first (e.g. with "
-            "torch.linalg.qr) or pass a larger atol"
+            f"{float(host_view(resid).max()):.2e} > atol = {atol:.2e}. Orthonormalise it "
+            "first (e.g. with torch.linalg.qr) or pass a larger atol"
         )
     return a
 
 
-def _reflection_vectors(a: Tensor) -> tuple[Tensor, Tensor]:
+def _step(x: Tensor, fallback: Tensor) -> tuple[Tensor, Tensor]:
+    """Return the unit vector of the reflection sending ``x`` (..., R) to ``+||x|| e_1``.
+
+    Also returns where ``x`` already is ``+||x|| e_1``, and ``fallback`` (``e_R``, Note
+    [exact edge cases]) is used instead.
+    """
+    head, rest = x[..., :1], x[..., 1:]
+    rest_sq = (rest * rest).sum(-1, keepdim=True)
+    norm = torch.sqrt(head * head + rest_sq)
+    # Note [exact edge cases]: no cancellation in head - norm when head > 0.
+    v = torch.cat([torch.where(head > 0, -rest_sq / (head + norm), head - norm), rest], -1)
+    scale = v.abs().amax(dim=-1, keepdim=True)  # 0 exactly when x = +||x|| e_1
+    v = torch.where(scale > 0, v / scale, fallback)
+    return v / torch.linalg.vector_norm(v, dim=-1, keepdim=True), (scale == 0).squeeze(-1)
+
+
+def reflection_vectors(a: Tensor) -> tuple[Tensor, Tensor]:
     """Vectors of a Householder QR of ``a`` (..., N, M) onto ``[I; 0]``; see module doc.
 
     Returns the unit vectors (..., N, M) in the working dtype, and, for each batch item,
     whether the last step found the entry +1 that no reflection can keep (square case).
+    Panels of ``_PANEL`` columns (Note [blocked inverse]); works under :func:`torch.vmap`
+    and on the ``meta`` device.
     """
-    a = a.detach().to(work_dtype(a.dtype)).clone()
+    a = a.detach().to(work_dtype(a.dtype), copy=True)
     n, m = a.shape[-2:]
     vectors = torch.zeros_like(a)
     stuck = torch.zeros(a.shape[:-2], dtype=torch.bool, device=a.device)
-    for i in range(m):
-        x = a[..., i:, i]
-        head, rest = x[..., :1], x[..., 1:]
-        rest_sq = (rest * rest).sum(-1, keepdim=True)
-        norm = torch.sqrt(head * head + rest_sq)
-        # Note [exact edge cases]: no cancellation in head - norm when head > 0.
-        v_head = torch.where(head > 0, -rest_sq / (head + norm), head - norm)
-        v = torch.cat([v_head, rest], dim=-1)
-        scale = v.abs().amax(dim=-1, keepdim=True)
-        if i == n - 1:  # square target, last step: +1 cannot be kept (parity)
-            stuck = (scale == 0).squeeze(-1)
-        fallback = torch.cat([torch.zeros_like(rest), torch.ones_like(head)], dim=-1)
-        v = torch.where(scale > 0, v / scale, fallback)
-        v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
-        block = a[..., i:, i:]
-        block -= 2 * v[..., :, None] * (v[..., None, :] @ block)
-        vectors[..., i:, i] = v
+    e_last = torch.zeros(n, dtype=a.dtype, device=a.device)
+    e_last[-1:] = 1
+    for start in range(0, m, _PANEL):
+        stop = min(start + _PANEL, m)
+        for i in range(start, stop):
+            v, found_e = _step(a[..., i:, i], e_last[i:])
+            if i == n - 1:  # square target, last step: +1 cannot be kept (parity)
+                stuck = found_e
+            vectors[..., i:, i] = v
+            panel = a[..., i:, i + 1 : stop]
+            panel -= 2 * v[..., :, None] * (v[..., None, :] @ panel)
+        if stop < m:  # the other columns: X <- H(u_b) ... H(u_1) X = X - U S^{-T} U^T X
+            u = vectors[..., start:, start:stop]
+            s = torch.triu(u.mT @ u, diagonal=1)
+            s.diagonal(dim1=-2, dim2=-1).fill_(0.5)
+            others = a[..., start:, stop:]
+            others -= u @ torch.linalg.solve_triangular(s.mT, u.mT @ others, upper=False)
     return vectors, stuck
+
+
+def _check_parity(stuck: Tensor, name: str, fn: str, n: int) -> None:
+    """Raise the determinant error where the last step was stuck (see module doc)."""
+    if has_values(stuck) and not all_true(~stuck):
+        raise _parity_error(name, fn, n, host_view(stuck))
 
 
 def _parity_error(name: str, fn: str, n: int, stuck: Tensor) -> ValueError:
@@ -105,7 +161,7 @@ def cwy_inverse(q: Tensor, *, atol: float | None = None) -> Tensor:
     Returns :math:`V` with ``cwy(V) == q``, that is
     :math:`H(v_1) \cdots H(v_N) = Q`, from a Householder QR of :math:`Q` in which every
     step maps the active column to :math:`+\|x\| e_i` (Note [exact edge cases] in
-    ``cwy_manifolds/inverse.py``).
+    ``cwy_manifolds/core/inverse.py``).
 
     Parameters
     ----------
@@ -113,9 +169,13 @@ def cwy_inverse(q: Tensor, *, atol: float | None = None) -> Tensor:
         Orthogonal matrices with determinant :math:`(-1)^N`.
     atol : float, optional
         Tolerance on :math:`\max |Q^\top Q - I|`. Default
-        :math:`\max(\sqrt{\varepsilon}, 10 N \varepsilon)` for the machine epsilon
-        :math:`\varepsilon` of the dtype of ``q``. Within it, the result stands for the
-        orthogonal factor of the QR decomposition of ``q`` with positive diagonal.
+        :math:`\min(\sqrt{\varepsilon}, 0.05) + 10 \sqrt{N} \varepsilon_w` for the
+        machine epsilon :math:`\varepsilon` of the dtype of ``q`` and
+        :math:`\varepsilon_w` of its working dtype (float32 for half precision): about
+        1.5e-8 (float64), 3.5e-4 (float32), 0.031 (float16), 0.05 (bfloat16); see Note
+        [orthonormality tolerance] in ``cwy_manifolds/core/checks.py``. Within it, the result
+        stands for the orthogonal factor of the QR decomposition of ``q`` with positive
+        diagonal.
 
     Returns
     -------
@@ -133,10 +193,14 @@ def cwy_inverse(q: Tensor, *, atol: float | None = None) -> Tensor:
 
     Notes
     -----
-    Cost: :math:`\tfrac43 N^3` flops in :math:`N` dependent steps, plus
-    :math:`N^3` for the orthogonality check; one host synchronisation for the checks.
-    Meant for initialisation and assignment, not for the inner loop; the result is
-    not differentiable (it is detached from the graph of ``q``).
+    Cost: :math:`\tfrac43 N^3` flops in :math:`N` dependent steps (Note [blocked
+    inverse]), plus :math:`N^3` for the orthogonality check; two host reads for the
+    checks (orthogonality, determinant). The checks do not depend on
+    :class:`~cwy_manifolds.set_value_checks`; they are skipped only for tensors without
+    values (``meta``, ``FakeTensor``), and under :func:`torch.vmap` they cover all batch
+    items (Note [value checks]). Meant for initialisation and assignment, not for the
+    inner loop; the result is not differentiable (it is detached from the graph of
+    ``q``).
 
     Examples
     --------
@@ -147,12 +211,11 @@ def cwy_inverse(q: Tensor, *, atol: float | None = None) -> Tensor:
     >>> torch.allclose(cwy(cwy_inverse(q)), q)
     True
     """
-    q = _check_orthonormal(q, "q", atol)
+    q = check_orthonormal(q, "q", atol)
     if q.shape[-1] != q.shape[-2]:
         raise ValueError(f"q must be square; got shape {tuple(q.shape)}")
-    v, stuck = _reflection_vectors(q)
-    if bool(stuck.any()):
-        raise _parity_error("q", "cwy_inverse", q.shape[-1], stuck)
+    v, stuck = reflection_vectors(q)
+    _check_parity(stuck, "q", "cwy_inverse", q.shape[-1])
     return v.to(q.dtype)
 
 
@@ -162,7 +225,7 @@ def tcwy_inverse(omega: Tensor, *, atol: float | None = None) -> Tensor:
     Returns :math:`V` (:math:`N \times M`) with ``tcwy(V) == omega``, that is
     :math:`\Omega` is the first :math:`M` columns of :math:`H(v_1) \cdots H(v_M)`, from a
     Householder QR of :math:`\Omega` (Note [exact edge cases] in
-    ``cwy_manifolds/inverse.py``).
+    ``cwy_manifolds/core/inverse.py``).
 
     Parameters
     ----------
@@ -191,7 +254,7 @@ def tcwy_inverse(omega: Tensor, *, atol: float | None = None) -> Tensor:
     Notes
     -----
     Cost: about :math:`2 N M^2` flops in :math:`M` dependent steps, plus :math:`N M^2`
-    for the orthonormality check.
+    for the orthonormality check; checks as in :func:`cwy_inverse`.
 
     Examples
     --------
@@ -201,10 +264,9 @@ def tcwy_inverse(omega: Tensor, *, atol: float | None = None) -> Tensor:
     >>> torch.allclose(tcwy(tcwy_inverse(omega)), omega)
     True
     """
-    omega = _check_orthonormal(omega, "omega", atol)
-    v, stuck = _reflection_vectors(omega)
-    if bool(stuck.any()):
-        raise _parity_error("omega", "tcwy_inverse", omega.shape[-1], stuck)
+    omega = check_orthonormal(omega, "omega", atol)
+    v, stuck = reflection_vectors(omega)
+    _check_parity(stuck, "omega", "tcwy_inverse", omega.shape[-1])
     return v.to(omega.dtype)
 
 

@@ -82,8 +82,16 @@ asks for a graph of the backward pass (``create_graph=True``, e.g. Hessian-vecto
 products or ``gradgradcheck``), the factors are recomputed from the saved input with
 plain differentiable operations, so autograd differentiates through the formula; the
 saved factors of the forward pass (computed without a graph) serve the common case.
-Forward-mode AD runs the same formulas as plain differentiable operations: a custom
-``jvp`` would make :func:`torch.compile` refuse to trace the function.
+
+Forward-mode AD (dual tensors) and every :mod:`torch.func` transform (``grad``,
+``vmap``, ``jvp``, ``jacfwd``, ``hessian``, nested in any order) run the same formulas
+as plain differentiable operations instead (:func:`_differentiable`), so that each
+transform differentiates or batches ordinary torch operations. A custom ``jvp`` on
+:class:`_WY` would cover forward mode too, but :func:`torch.compile` refuses to trace an
+:class:`torch.autograd.Function` that has one (torch 2.13: "Unsupported custom jvp"),
+and the saved factors, marked non-differentiable, would carry no tangents under nested
+transforms. Under a transform the backward pass would recompute the factors anyway
+(functorch always differentiates with ``create_graph=True``), so little speed is lost.
 
 Note [triangular inverse on accelerators]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -106,6 +114,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd import forward_ad
 from torch.autograd.forward_ad import unpack_dual
 
 from .checks import column_scale, product_dtype, work_dtype
@@ -116,38 +125,32 @@ __all__ = ["triu_product", "upper_inverse", "wy_matrix"]
 _BLOCK = 128
 
 
-def _has_tangent(t: Tensor) -> bool:
-    return unpack_dual(t).tangent is not None
+def _differentiated(v: Tensor) -> bool:
+    """Whether ``v`` meets forward-mode AD or a :mod:`torch.func` transform (not compiling).
 
-
-def _recording(*tensors: Tensor) -> bool:
-    """Whether autograd records ``tensors`` (reverse mode) or they carry tangents (forward)."""
-    grad = torch.is_grad_enabled()
-    return any((grad and t.requires_grad) or _has_tangent(t) for t in tensors)
-
-
-def _plain(*tensors: Tensor) -> bool:
-    """Whether ops on ``tensors`` may write into slices of a new buffer (``out=``).
-
-    Not while autograd records them or they carry tangents, nor under :func:`torch.compile`
-    or a :mod:`torch.func` transform (``vmap``, ``grad``), which reject such writes.
+    Then :func:`wy_matrix` runs plain differentiable operations (Note [double backward]).
     """
-    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    traced = torch.compiler.is_compiling() or any(wrapped(t) for t in tensors)
-    return not (traced or _recording(*tensors))
+    if torch.compiler.is_compiling():
+        return False
+    functorch = torch._C._functorch
+    if functorch.is_functorch_wrapped_tensor(v) or torch._C._are_functorch_transforms_active():
+        return True
+    return forward_ad._current_level >= 0 and unpack_dual(v).tangent is not None
 
 
-def triu_product(a: Tensor, b: Tensor) -> Tensor:
+def triu_product(a: Tensor, b: Tensor, *, differentiable: bool = False) -> Tensor:
     r"""Upper triangle (diagonal included) of ``a @ b``, for ``a`` (*, L, K), ``b`` (*, K, L).
 
     For :math:`L > 2 \cdot` ``_BLOCK`` the product is formed in column panels of width
-    ``_BLOCK``, each only down to the diagonal, which saves up to half the flops.
+    ``_BLOCK``, each only down to the diagonal, which saves up to half the flops: into one
+    buffer, or, when the result must be ``differentiable`` or traced by
+    :func:`torch.compile` (which reject writes into slices), as padded panels joined.
     """
     n = a.shape[-2]
     if n <= 2 * _BLOCK:
         return torch.triu(a @ b)
     ends = [(j, min(j + _BLOCK, n)) for j in range(0, n, _BLOCK)]
-    if not _plain(a, b):  # differentiable, traceable: pad each panel and join them
+    if differentiable or torch.compiler.is_compiling():
         panels = [F.pad(a[..., :end, :] @ b[..., j:end], (0, 0, 0, n - end)) for j, end in ends]
         return torch.triu(torch.cat(panels, dim=-1))
     out = a.new_empty(*torch.broadcast_shapes(a.shape[:-2], b.shape[:-2]), n, n)
@@ -156,10 +159,10 @@ def triu_product(a: Tensor, b: Tensor) -> Tensor:
     return out.triu_()
 
 
-def _phi_product(a: Tensor, b: Tensor) -> Tensor:
+def _phi_product(a: Tensor, b: Tensor, differentiable: bool) -> Tensor:
     r""":math:`\Phi(a b) = \operatorname{striu}(a b) + \tfrac12 \operatorname{diag}(a b)`."""
-    out = triu_product(a, b)
-    if _recording(a, b):
+    out = triu_product(a, b, differentiable=differentiable)
+    if differentiable:
         return out - torch.diag_embed(out.diagonal(dim1=-2, dim2=-1)) / 2
     out.diagonal(dim1=-2, dim2=-1).mul_(0.5)
     return out
@@ -217,29 +220,40 @@ def _solve(s: Tensor, inverse: Tensor | None, b: Tensor, *, left: bool = True) -
     return torch.linalg.solve_triangular(s, b, upper=True, left=False)
 
 
+def _cast(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """``t`` in ``dtype``; no dispatch when it already is (small sizes, Note [fast path])."""
+    return t if t.dtype == dtype else t.to(dtype)
+
+
 def _transposed_copy(v: Tensor, dtype: torch.dtype) -> Tensor:
     """``V^T`` in ``dtype``, always a new tensor, each vector contiguous (Note [memory layout])."""
     return v.mT.to(dtype, copy=True, memory_format=torch.contiguous_format)
 
 
-def _factors(v: Tensor, scale: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+def _factors(
+    v: Tensor, scale: Tensor, k: int, differentiable: bool
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
     """``Y``, ``S``, the inverse of ``S`` (accelerators only) and ``W`` (Note [precision])."""
     dtype = work_dtype(v.dtype)
     if v.shape[-1] > 2 * _BLOCK:  # many vectors: store each contiguously
-        y = _transposed_copy(v, dtype).mT.div_(scale.to(dtype))
+        y = _transposed_copy(v, dtype).mT.div_(_cast(scale, dtype))
     else:
-        y = v.to(dtype) / scale.to(dtype)
-    s = _phi_product(y.mT, y)
-    inverse = upper_inverse(s) if _use_inverse(s) and not _recording(y) else None
+        y = _cast(v, dtype) / _cast(scale, dtype)
+    s = _phi_product(y.mT, y, differentiable)
+    inverse = upper_inverse(s) if _use_inverse(s) and not differentiable else None
     return y, s, inverse, _solve(s, inverse, y[..., :k, :].mT)
 
 
 def _eye_minus(y: Tensor, w: Tensor, like: Tensor) -> Tensor:
     """``E - y @ w`` in the dtype of ``like``; ``E`` is never formed (Note [precision])."""
     dtype = product_dtype(like)
-    out = torch.matmul(y.to(dtype), w.to(dtype)).neg_()
+    y, w = _cast(y, dtype), _cast(w, dtype)
+    if y.ndim == 2 and y.shape[-2] <= 2 * _BLOCK:  # one call (small sizes, Note [fast path])
+        eye = torch.eye(y.shape[-2], w.shape[-1], dtype=dtype, device=y.device)
+        return _cast(torch.addmm(eye, y, w, alpha=-1), like.dtype)
+    out = torch.matmul(y, w).neg_()
     out.diagonal(dim1=-2, dim2=-1).add_(1)
-    return out.to(like.dtype)
+    return _cast(out, like.dtype)
 
 
 def _form(v: Tensor, k: int, name: str) -> Tensor:
@@ -250,69 +264,83 @@ def _form(v: Tensor, k: int, name: str) -> Tensor:
     ``Y W = V (D_c^{-1} W)``. Three ``N x N`` buffers instead of four, one pass less over
     ``V`` and no copy inside the solve (Note [memory layout]).
     """
-    if k != v.shape[-2] or v.shape[-1] <= 2 * _BLOCK or _use_inverse(v) or not _plain(v):
-        return _WY.forward(v, column_scale(v, name), k)[0]
+    large = k == v.shape[-2] and v.shape[-1] > 2 * _BLOCK
+    if not large or _use_inverse(v) or torch.compiler.is_compiling():
+        y, _, _, w = _factors(v, column_scale(v, name), k, differentiable=False)
+        return _eye_minus(y, w, v)
     yt = _transposed_copy(v, work_dtype(v.dtype))
     scale_t = column_scale(yt.mT, name).mT  # checks the values of v in the copy
-    s = _phi_product(yt.div_(scale_t), yt.mT)
+    s = _phi_product(yt.div_(scale_t), yt.mT, differentiable=False)
     # S W = Y^T as W^T S^T = Y: solved from the right, in place (Note [memory layout])
     torch.linalg.solve_triangular(s.mT, yt.mT, upper=False, left=False, out=yt.mT)
     del s  # the product may reuse its memory
     return _eye_minus(v, yt.div_(scale_t), v)
 
 
-def _vjp(g: Tensor, y: Tensor, s: Tensor, inverse: Tensor | None, w: Tensor) -> Tensor:
+def _vjp(
+    g: Tensor, y: Tensor, s: Tensor, inverse: Tensor | None, w: Tensor, differentiable: bool
+) -> Tensor:
     """Gradient with respect to ``Y`` (Note [hand-derived backward]), working dtype."""
-    n, k = g.shape[-2:]
-    g = g.to(y.dtype)
+    k = g.shape[-1]
+    g = _cast(g, y.dtype)
     at = _solve(s, inverse, (y.mT @ g).mT, left=False)  # A^T = G^T Y S^{-1}, (*, K, L)
-    p = _phi_product(at.mT, w.mT)  # Phi(A W^T), (*, L, L)
-    return y @ (p + p.mT) - g @ w.mT - F.pad(at, (0, 0, 0, n - k))
+    p = _phi_product(at.mT, w.mT, differentiable)  # Phi(A W^T), (*, L, L)
+    gy = y @ (p + p.mT) - g @ w.mT
+    if differentiable:
+        return gy - F.pad(at, (0, 0, 0, gy.shape[-2] - k))
+    gy[..., :k, :] -= at
+    return gy
 
 
 class _WY(torch.autograd.Function):
-    """``(v, scale, K) -> E - Y S^{-1} Y_K^T`` with a hand-derived backward (module doc)."""
+    """``(v, scale, K) -> E - Y S^{-1} Y_K^T`` with a hand-derived backward (module doc).
 
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(v: Tensor, scale: Tensor, k: int) -> tuple[Tensor, ...]:  # type: ignore[override]
-        y, s, inverse, w = _factors(v, scale, k)
-        out = _eye_minus(y, w, v)
-        return (out, y, s, w) if inverse is None else (out, y, s, w, inverse)
+    The classic form (``forward`` takes ``ctx``): it saves the factors directly, and
+    :meth:`apply` skips binding the arguments by signature, which costs as much as a
+    small matrix product (Note [fast path] in ``householder.py``). :mod:`torch.func`
+    never reaches it (:func:`_differentiated`).
+    """
 
     @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
-        v, scale, ctx.k = inputs
-        ctx.mark_non_differentiable(*output[1:])
-        ctx.save_for_backward(v, scale, *output[1:])
+    def forward(ctx: Any, v: Tensor, scale: Tensor, k: int) -> Tensor:  # type: ignore[override]
+        y, s, inverse, w = _factors(v, scale, k, differentiable=False)
+        ctx.k = k
+        ctx.save_for_backward(v, scale, y, s, w, *([] if inverse is None else [inverse]))
+        return _eye_minus(y, w, v)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor, *unused: Tensor) -> tuple[Tensor, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
         v, scale, y, s, w, *inverse = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph=True: Note [double backward]
-            y, s, inverse, w = _factors(v, scale, ctx.k)
+        differentiable = torch.is_grad_enabled()  # create_graph=True: Note [double backward]
+        if differentiable:
+            y, s, inverse, w = _factors(v, scale, ctx.k, differentiable=True)
         else:
             inverse = inverse[0] if inverse else None
-        gy = _vjp(grad, y, s, inverse, w)
-        return (gy / scale.to(gy.dtype)).to(v.dtype), None, None
+        gy = _vjp(grad, y, s, inverse, w, differentiable)
+        return _cast(gy / _cast(scale, gy.dtype), v.dtype), None, None
+
+
+def _differentiable(v: Tensor, scale: Tensor, k: int) -> Tensor:
+    """``E - Y S^{-1} Y_K^T`` by plain differentiable operations (Note [double backward])."""
+    y, _, _, w = _factors(v, scale, k, differentiable=True)
+    dtype = product_dtype(v)
+    eye = torch.eye(v.shape[-2], k, dtype=dtype, device=v.device)
+    return _cast(eye - _cast(y, dtype) @ _cast(w, dtype), v.dtype)
 
 
 def wy_matrix(v: Tensor, k: int, name: str = "v") -> Tensor:
     r"""Return :math:`I_{N \times K} - Y S^{-1} Y_K^\top` for ``v`` (*, N, L) of checked type.
 
-    Checks the values of ``v`` (:func:`~cwy_manifolds._checks.column_scale`, which also
+    Checks the values of ``v`` (:func:`~cwy_manifolds.core.checks.column_scale`, which also
     gives the column scale of Note [scaled normalisation]); ``K = N`` gives
     :func:`~cwy_manifolds.cwy`, ``K = L <= N`` :func:`~cwy_manifolds.tcwy`.
     Differentiable: reverse mode (first and second order) by a hand-derived rule (Note
-    [hand-derived backward]), forward mode by plain autograd; without any autograd, the
-    forward pass runs without the bookkeeping of :class:`torch.autograd.Function`.
+    [hand-derived backward]); forward mode and :mod:`torch.func` transforms by plain
+    autograd (Note [double backward]); without any autograd, the forward pass runs
+    without the bookkeeping of :class:`torch.autograd.Function`.
     """
-    if _has_tangent(v):  # forward-mode AD: differentiate plain torch operations
-        y, _, _, w = _factors(v, column_scale(v, name), k)
-        dtype = product_dtype(v)
-        eye = torch.eye(v.shape[-2], k, dtype=dtype, device=v.device)
-        return (eye - y.to(dtype) @ w.to(dtype)).to(v.dtype)
+    if _differentiated(v):
+        return _differentiable(v, column_scale(v, name), k)
     if torch.is_grad_enabled() and v.requires_grad:
-        return _WY.apply(v, column_scale(v, name), k)[0]
+        return _WY.apply(v, column_scale(v, name), k)
     return _form(v, k, name)
