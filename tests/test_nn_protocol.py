@@ -384,3 +384,16 @@ def test_dtype_conversion(case, dtype):
     assert model.weight.dtype == dtype
     assert gram_error(model.weight) <= tol(max(i, o), dtype)
     assert model(torch.randn(2, i, dtype=dtype)).dtype == dtype
+
+
+@pytest.mark.parametrize("case", PARAMETRIZED)
+def test_autocast_forms_the_weight_in_full_precision(case):
+    (i, o), options = PARAMETRIZED[case]
+    model = orthogonal(nn.Linear(i, o), **options)
+    x = torch.randn(3, i)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = model(x)
+        w = model.weight
+    assert y.dtype == torch.bfloat16
+    assert w.dtype == torch.float32
+    assert gram_error(w) <= tol(max(i, o), torch.float32)

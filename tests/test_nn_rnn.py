@@ -58,12 +58,40 @@ def test_fused_recurrence_matches_autograd_of_the_dense_loop(name):
         torch.testing.assert_close(g, e)
 
 
-@pytest.mark.parametrize("name", ["L=N-tanh-det-1", "L<N-tanh-flip"])
+VECTORS = "cell.parametrizations.weight_hh.original"
+
+
+@pytest.mark.parametrize("name", ["L=N-tanh-det-1", "L<N-tanh-flip", "L<N-modrelu"])
 def test_second_derivatives(name):
+    """create_graph differentiates a recomputation (Note [fused recurrence])."""
     rnn = OrthogonalRNN(2, 4, dtype=F64, **RNNS[name])
+    params = dict(rnn.named_parameters())
+
+    def output(x, h0, v):
+        return torch.func.functional_call(rnn, {**params, VECTORS: v}, (x, h0))[0]
+
     x = torch.randn(3, 2, 2, dtype=F64, requires_grad=True)
     h0 = torch.randn(1, 2, 4, dtype=F64, requires_grad=True)
-    assert torch.autograd.gradgradcheck(lambda a, b: rnn(a, b)[0], (x, h0))
+    v = params[VECTORS].detach().clone().requires_grad_()
+    assert torch.autograd.gradgradcheck(output, (x, h0, v))
+
+
+@pytest.mark.parametrize("name", RNNS)
+def test_create_graph_and_torch_func_give_the_same_gradients(name):
+    """Also with create_graph=True and under torch.func.grad (both recompute)."""
+    rnn = OrthogonalRNN(3, 6, dtype=F64, **RNNS[name])
+    params = dict(rnn.named_parameters())
+    x = torch.randn(5, 2, 3, dtype=F64)
+
+    def loss(p):
+        return torch.func.functional_call(rnn, p, (x,))[0].square().sum()
+
+    plain = torch.autograd.grad(loss(params), list(params.values()))
+    graph = torch.autograd.grad(loss(params), list(params.values()), create_graph=True)
+    func = torch.func.grad(loss)(params)
+    for p, g, f in zip(plain, graph, func.values(), strict=True):
+        torch.testing.assert_close(g, p)
+        torch.testing.assert_close(f, p)
 
 
 def test_no_grad_and_unbatched_and_empty():
@@ -181,3 +209,16 @@ def test_rnn_bench_prints_a_table(capsys):
     assert [r.split(" | ")[0][2:] for r in rows[1:]] == list(rnn_bench.MODELS)
     reference = next(r for r in rows if r.startswith(f"| {rnn_bench.REFERENCE} |"))
     assert reference.split(" | ")[2] == "1.00"
+
+
+@pytest.mark.parametrize("count", [None, 2], ids=["L=N", "L<N"])
+def test_autocast(count):
+    rnn = OrthogonalRNN(3, 6, n_reflections=count)
+    x = torch.randn(5, 2, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output, h_n = rnn(x, torch.zeros(1, 2, 6))
+    assert h_n.dtype == torch.bfloat16
+    assert output.dtype == torch.bfloat16
+    output.float().sum().backward()
+    expected, _ = rnn(x)
+    torch.testing.assert_close(output.float(), expected, atol=0.05, rtol=0.05)

@@ -40,6 +40,7 @@ checks it against the installed torch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from collections.abc import Mapping
@@ -87,6 +88,16 @@ def is_compiling() -> bool:
     """Whether dynamo is tracing (``torch.compiler.is_compiling`` where it exists)."""
     check = getattr(torch.compiler, "is_compiling", None)
     return bool(check()) if check is not None else False
+
+
+def full_precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """Leave autocast for forming the matrix (its solves need float32 or wider)."""
+    device_type = device.type
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 takes no device type
+        enabled = device_type == "cuda" and torch.is_autocast_enabled()
+    return torch.autocast(device_type, enabled=False) if enabled else contextlib.nullcontext()
 
 
 def matrix_view(
@@ -271,9 +282,11 @@ class Orthogonal(nn.Module):
         """Return the weight that the free tensor ``x`` stands for."""
         v = self.vectors(x)
         if is_compiling():  # no try block around the value checks' graph break
-            return self.untall(self.manifold.matrix(v))
+            with full_precision(v.device):
+                return self.untall(self.manifold.matrix(v))
         try:
-            q = self.manifold.matrix(v)
+            with full_precision(v.device):
+                q = self.manifold.matrix(v)
         except ValueError as err:
             name = self.tensor_name
             raise ValueError(

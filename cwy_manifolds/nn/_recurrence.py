@@ -112,7 +112,7 @@ class _Recurrence(torch.autograd.Function):
     """Forward loop without recording; back-propagation through time by hand."""
 
     @staticmethod
-    def forward(ctx: Any, xp, h0, bias, dense, u, k, signs, nonlinearity):
+    def forward(xp, h0, bias, dense, u, k, signs, nonlinearity):
         steps, batch, n = xp.shape
         hs = xp.new_empty(steps + 1, batch, n)
         hs[0] = h0
@@ -128,18 +128,26 @@ class _Recurrence(torch.autograd.Function):
                     torch.addcmul(xp[t], hs[t], signs, out=z)
                 z.addmm_(p, k, alpha=-1)
             _activate_(z, bias, nonlinearity, hs[t + 1], tmp)
-        ctx.save_for_backward(xp, h0, bias, dense, u, k, signs, hs)
-        ctx.nonlinearity = nonlinearity
-        return hs[1:]
+        return hs[1:], hs
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor):
+    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+        xp, h0, bias, dense, u, k, signs, nonlinearity = inputs
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(xp, h0, bias, dense, u, k, signs, output[1])
+        ctx.nonlinearity = nonlinearity
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor, _: Tensor | None):
         xp, h0, bias, dense, u, k, signs, hs = ctx.saved_tensors
         inputs = (xp, h0, bias, dense, u, k, signs)
         nonlinearity = ctx.nonlinearity
-        if torch.is_grad_enabled():  # create_graph: differentiate a recomputation
-            wanted = [x for x, need in zip(inputs, ctx.needs_input_grad, strict=False) if need]
+        if torch.is_grad_enabled():  # create_graph (or torch.func): differentiate a recomputation
+            # aliases: u and k are both functions of the vectors; differentiating with
+            # respect to the aliases counts only the paths through this function
             with torch.enable_grad():
+                inputs = tuple(None if x is None else x.view_as(x) for x in inputs)
+                wanted = [x for x, need in zip(inputs, ctx.needs_input_grad, strict=False) if need]
                 states = loop(*inputs, nonlinearity)
             grads = iter(torch.autograd.grad(states, wanted, grad, create_graph=True))
             return (*(next(grads) if need else None for need in ctx.needs_input_grad[:7]), None)
@@ -148,19 +156,17 @@ class _Recurrence(torch.autograd.Function):
         deriv = _derivative(states, nonlinearity)
         gz = torch.empty_like(states)
         qs = None if dense is not None else grad.new_empty(steps, batch, u.shape[-1])
-        back = dense.mT if dense is not None else None
         g = grad[-1]
-        carry = g
-        for t in range(steps - 1, -1, -1):
+        for t in range(steps - 1, -1, -1):  # g: the gradient of h_t, gz[t]: of z_t
             torch.mul(g, deriv[t], out=gz[t])
-            base = grad[t - 1] if t > 0 else torch.zeros_like(g)
-            if back is not None:
-                carry = torch.addmm(base, gz[t], back)
+            base = grad[t - 1] if t > 0 else None
+            if dense is not None:
+                g = gz[t] @ dense.mT if base is None else torch.addmm(base, gz[t], dense.mT)
             else:
                 torch.matmul(gz[t], k.mT, out=qs[t])
-                carry = base.add(gz[t]) if signs is None else torch.addcmul(base, gz[t], signs)
-                carry.addmm_(qs[t], u.mT, alpha=-1)
-            g = carry
+                a = gz[t] if signs is None else gz[t] * signs
+                g = torch.addmm(a if base is None else a + base, qs[t], u.mT, alpha=-1)
+        carry = g  # the gradient of h_0
         flat = gz.reshape(-1, n)
         need = ctx.needs_input_grad
         d_bias = (gz * states.sign()).sum((0, 1)) if bias is not None and need[2] else None
@@ -178,15 +184,19 @@ def run(
     """Return the states ``(T, B, N)``; ``bias`` only for modReLU (Note [fused recurrence])."""
     if xp.shape[0] == 0:
         return xp.new_empty(xp.shape)
+
+    def cast(t: Tensor | None) -> Tensor | None:  # one dtype (autocast may lower xp's)
+        return None if t is None else t.to(xp.dtype)
+
     args = (
         xp.contiguous(),
-        h0,
-        bias if nonlinearity == "modrelu" else None,
-        recurrent.dense,
-        recurrent.u,
-        recurrent.k,
-        recurrent.signs,
+        cast(h0),
+        cast(bias) if nonlinearity == "modrelu" else None,
+        cast(recurrent.dense),
+        cast(recurrent.u),
+        cast(recurrent.k),
+        cast(recurrent.signs),
     )
     if is_compiling():
         return loop(*args, nonlinearity)
-    return _Recurrence.apply(*args, nonlinearity)
+    return _Recurrence.apply(*args, nonlinearity)[0]

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ..core import flip_last_column, value_checks_enabled
 from ._manifold_api import check_point, transpose_factors
-from ._map import quoted
+from ._map import full_precision, quoted
 from ._protocol import PicklableParametrized
 from ._recurrence import RecurrentMap, run
 from .linear import register_orthogonal, reset_orthogonal
@@ -165,7 +165,8 @@ class OrthogonalRNNCell(PicklableParametrized, nn.Module):
         v = parametrization.vectors(plist.original)
         if value_checks_enabled() and not v.is_meta:
             check_point(parametrization.manifold, v, "weight_hh")
-        u, k = transpose_factors(v)
+        with full_precision(v.device):
+            u, k = transpose_factors(v)
         if not parametrization.flips():
             return RecurrentMap(u=u, k=k)
         signs = flip_last_column(torch.ones(self.hidden_size, dtype=u.dtype, device=u.device))
@@ -286,6 +287,10 @@ class OrthogonalRNN(nn.Module):
             device=device,
             dtype=dtype,
         )
+
+    def reset_parameters(self) -> None:
+        """Draw new parameters, as :meth:`OrthogonalRNNCell.reset_parameters` does."""
+        self.cell.reset_parameters()
 
     @property
     def input_size(self) -> int:
