@@ -126,11 +126,18 @@ def test_old_layer_keys_load():
     torch.testing.assert_close(rnn.cell.weight_hh, manifold.matrix(v))
 
 
-@pytest.mark.parametrize("sizes", [(6, 4), (4, 6), (5, 5)], ids=["wide", "tall", "square"])
-@pytest.mark.parametrize("count", [None, 2], ids=["L=N", "L2"])
-def test_manifold_parameter_state_dicts_load_both_ways(sizes, count):
-    if count is not None and sizes[0] != sizes[1]:
-        pytest.skip("n_reflections is for square weights")
+LAYOUT_CASES = {  # id -> (in_features, out_features), n_reflections
+    "wide": ((6, 4), None),
+    "tall": ((4, 6), None),
+    "square": ((5, 5), None),
+    "square-L2": ((5, 5), 2),
+}
+
+
+@pytest.mark.parametrize("name", LAYOUT_CASES)
+def test_manifold_parameter_state_dicts_load_both_ways(name):
+    """The free tensor's layouts differ (Note [free tensor layout]): converted on load."""
+    sizes, count = LAYOUT_CASES[name]
     plain = OrthogonalLinear(*sizes, n_reflections=count, dtype=F64)
     geo = OrthogonalLinear(*sizes, n_reflections=count, manifold_parameter=True, dtype=F64)
     geo.load_state_dict(_round_trip(plain.state_dict()))

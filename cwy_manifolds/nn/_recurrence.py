@@ -100,12 +100,17 @@ def _activate_(z: Tensor, bias: Tensor | None, nonlinearity: str, out: Tensor, t
 
 
 def _derivative(states: Tensor, nonlinearity: str) -> Tensor:
-    r"""Return :math:`\partial h / \partial z` from the outputs (Note [fused recurrence])."""
+    r"""Return :math:`\partial h / \partial z` from the outputs (Note [fused recurrence]).
+
+    :math:`[h > 0]` (ReLU, :math:`h \ge 0`) and :math:`[h \ne 0]` (modReLU) are read off
+    :math:`\operatorname{sign}(h)`, which is several times faster than a comparison
+    followed by a conversion.
+    """
     if nonlinearity == "tanh":
         return 1 - states * states
     if nonlinearity == "relu":
-        return (states > 0).to(states.dtype)
-    return (states != 0).to(states.dtype)
+        return states.sign()
+    return states.sign().abs_()
 
 
 class _Recurrence(torch.autograd.Function):
