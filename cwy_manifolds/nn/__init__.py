@@ -3,7 +3,7 @@ r"""PyTorch integration: orthogonal weights through CWY and T-CWY in ordinary mo
 - :func:`orthogonal` makes a weight of any module orthogonal with one call (a matrix, a
   batch of matrices, or a flattened convolution kernel), as
   :func:`torch.nn.utils.parametrizations.orthogonal` does, through
-  :mod:`torch.nn.utils.parametrize`; :func:`orthogonalize` gives the nearest matrix a
+  ``torch.nn.utils.parametrize``; :func:`orthogonalize` gives the nearest matrix a
   parametrization reaches.
 - :class:`OrthogonalLinear`: a linear layer with an orthogonal weight, trained by
   :mod:`torch.optim` or, with ``manifold_parameter=True``, by geoopt's optimizers

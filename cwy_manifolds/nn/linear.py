@@ -82,7 +82,7 @@ class OrthogonalLinear(PicklableParametrized, nn.Module):
 
     :math:`W` (shape ``(out_features, in_features)``) has orthonormal columns when
     ``out_features >= in_features`` and orthonormal rows otherwise. It is a
-    :mod:`torch.nn.utils.parametrize` parametrization of ``weight``, as registered by
+    ``torch.nn.utils.parametrize`` parametrization of ``weight``, as registered by
     :func:`~cwy_manifolds.nn.orthogonal` (which describes the maps and their options), so
     ``parametrize.cached()``, ``remove_parametrizations`` and assignment work as there. A
     drop-in replacement for :class:`torch.nn.Linear`.

@@ -1,7 +1,7 @@
 r"""Make a weight of any module orthogonal through CWY or T-CWY.
 
 The counterpart of :func:`torch.nn.utils.parametrizations.orthogonal`: one call registers
-a :mod:`torch.nn.utils.parametrize` parametrization whose free tensor holds reflection
+a ``torch.nn.utils.parametrize`` parametrization whose free tensor holds reflection
 vectors. See ``docs/user_guide/nn.md`` for the user guide and the comparison with
 PyTorch's ``orthogonal``.
 """

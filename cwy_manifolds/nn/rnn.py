@@ -87,7 +87,7 @@ class OrthogonalRNNCell(PicklableParametrized, nn.Module):
     -----
     Each call prepares :math:`W_{hh}` again (unless inside ``parametrize.cached()``): for
     sequences use :class:`OrthogonalRNN`, which prepares it once per sequence. As
-    :class:`torch.nn.RNNCell`, the cell checks shapes, not values: NaN in ``hx``
+    ``torch.nn.RNNCell``, the cell checks shapes, not values: NaN in ``hx``
     propagates.
 
     Examples
@@ -151,7 +151,7 @@ class OrthogonalRNNCell(PicklableParametrized, nn.Module):
                 self.bias.uniform_(-0.01, 0.01)
         reset_orthogonal(self, "weight_hh")
 
-    def recurrent_map(self) -> RecurrentMap:
+    def _recurrent_map(self) -> RecurrentMap:
         r"""Prepare :math:`h \mapsto h W_{hh}^\top` for rows ``h`` ``(B, N)``, checked once.
 
         :math:`W_{hh}` formed for :math:`L = N` (or when other parametrizations are
@@ -172,7 +172,7 @@ class OrthogonalRNNCell(PicklableParametrized, nn.Module):
         signs = flip_last_column(torch.ones(self.hidden_size, dtype=u.dtype, device=u.device))
         return RecurrentMap(u=flip_last_column(u.mT).mT, k=k, signs=signs)
 
-    def input_map(self, x: Tensor) -> Tensor:
+    def _input_map(self, x: Tensor) -> Tensor:
         """Pre-activations from the input: :math:`W_{ih} x` (plus the bias unless modReLU)."""
         bias = None if self.nonlinearity == "modrelu" else self.bias
         return F.linear(x, self.weight_ih, bias)
@@ -191,7 +191,7 @@ class OrthogonalRNNCell(PicklableParametrized, nn.Module):
         """Return the next hidden state for ``input`` (B, input_size) or (input_size,).
 
         ``hx`` has shape ``(B, hidden_size)`` (``(hidden_size,)`` with an unbatched input);
-        default zeros. Shapes are checked as by :class:`torch.nn.RNNCell`.
+        default zeros. Shapes are checked as by ``torch.nn.RNNCell``.
         """
         self._check(input, hx)
         batched = input.ndim == 2
@@ -200,8 +200,8 @@ class OrthogonalRNNCell(PicklableParametrized, nn.Module):
             h = x.new_zeros(x.shape[0], self.hidden_size)
         else:
             h = hx if batched else hx.unsqueeze(0)
-        xp = self.input_map(x).unsqueeze(0)
-        h = run(xp, h, self.recurrent_map(), self.nonlinearity, self.bias)[0]
+        xp = self._input_map(x).unsqueeze(0)
+        h = run(xp, h, self._recurrent_map(), self.nonlinearity, self.bias)[0]
         return h if batched else h.squeeze(0)
 
     def extra_repr(self) -> str:
@@ -341,7 +341,7 @@ class OrthogonalRNN(nn.Module):
         size = x.shape[1]
         h0 = x.new_zeros(size, self.hidden_size) if hx is None else hx.reshape(size, -1)
         cell = self.cell
-        states = run(cell.input_map(x), h0, cell.recurrent_map(), cell.nonlinearity, cell.bias)
+        states = run(cell._input_map(x), h0, cell._recurrent_map(), cell.nonlinearity, cell.bias)
         h_n = states[-1] if states.shape[0] else h0
         if batched and self.batch_first:
             states = states.transpose(0, 1)
