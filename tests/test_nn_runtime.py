@@ -12,8 +12,8 @@ import torch
 from _nn_support import F64, gram_error, one_thread
 from _reference import tol
 from torch import nn
+from torch.nn.utils.parametrize import ParametrizationList
 
-import cwy_manifolds as cm
 from cwy_manifolds.nn import (
     OrthogonalLinear,
     OrthogonalRNN,
@@ -54,7 +54,9 @@ def _output(module, x):
 
 
 def _first_vectors(module):
-    return next(p for name, p in module.named_parameters() if name.endswith("original"))
+    """The reflection vectors (N, L) of the first parametrized tensor, as a view."""
+    plist = next(m for m in module.modules() if isinstance(m, ParametrizationList))
+    return plist[0].vectors(plist.original)
 
 
 # inductor (C++ code generation, slow to compile) for the main entry point, dynamo and
@@ -89,26 +91,8 @@ def test_compiled_matches_eager_and_keeps_value_errors(name):
         torch.testing.assert_close(g, e)
     with torch.no_grad():
         _first_vectors(module)[:, 0] = 0
-    with pytest.raises(ValueError, match="v must have no zero columns"):
+    with pytest.raises(ValueError, match="zero column"):
         _output(compiled, x)
-
-
-@script_method_warning
-@dynamo_grad_warning
-@pytest.mark.parametrize("name", COMPILED)
-def test_value_checks_off_leave_no_graph_break_of_theirs(name):
-    factory, shape = COMPILED[name]
-    module, x = factory(), torch.randn(shape, dtype=F64)
-
-    def break_files(checks):
-        torch._dynamo.reset()
-        with cm.set_value_checks(checks):
-            explanation = torch._dynamo.explain(module)(x)
-        return {frame.filename for r in explanation.break_reasons for frame in r.user_stack}
-
-    assert any(f.endswith("checks.py") for f in break_files(True))
-    assert not any(f.endswith("checks.py") for f in break_files(False))
-    torch._dynamo.reset()
 
 
 # -- saving, copying, converting ------------------------------------------------------------

@@ -1,43 +1,57 @@
-r"""The map from free parameters to an orthogonal weight, shared by all of ``cwy_manifolds.nn``.
+r"""The parametrization module shared by all of ``cwy_manifolds.nn``: free tensor to weight.
 
-A weight :math:`W` of shape ``(rows, cols)`` is handled as a tall matrix: :math:`W` itself
-when ``rows >= cols``, :math:`W^\top` otherwise (a wide weight with orthonormal rows is a
-transposed Stiefel matrix). The tall matrix is ``manifold.matrix(point)`` for a manifold
-of the package (:class:`~cwy_manifolds.CWY`, :class:`~cwy_manifolds.TCWY`, ...), so the
-determinant rule, the sign flip :math:`D` and the inverse maps are those of the manifolds.
+A weight of shape ``(*, rows, cols)`` is a batch of matrices (the last two dimensions, as
+in :func:`torch.nn.utils.parametrizations.orthogonal` and geotorch); with ``flatten`` a
+weight ``(rows, *rest)``, such as a convolution kernel, is one ``rows x prod(rest)``
+matrix. Each matrix is handled as a tall one: itself when ``rows >= cols``, its transpose
+otherwise. The tall matrix is ``manifold.matrix(point)`` for a manifold of the package, so
+the determinant rule, the sign flip :math:`D` and the inverse maps are the manifolds'
+(asked through ``_manifold_api``).
 
-Note [value checks under torch.compile]
-~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-The functional core checks its vectors for NaN/Inf entries and zero columns by reading
-one boolean back to the host (Note [value checks] in ``cwy_manifolds/_checks.py``). Under
-:func:`torch.compile` that read is a data-dependent branch: a graph break, after which
-the check runs eagerly, so compiled and eager modules give the same values and the same
-errors. The maps here do nothing special about it (toggling the global switch inside
-traced code behaves differently depending on where else the graph breaks). For one graph
-per forward pass, turn the checks off before compiling,
-``cwy_manifolds.set_value_checks(False)``: dynamo guards on the setting, and invalid
-vectors then give NaN weights instead of an error. :class:`~cwy_manifolds.nn.OrthogonalRNN`
-checks its vectors at the first time step only (Note [recurrence without forming the
-matrix] in ``rnn.py``).
+Note [free tensor layout]
+~~~~~~~~~~~~~~~~~~~~~~~~~
+The free tensor (``parametrizations.<name>.original``) has the *shape of the weight*
+(layout ``"weight"``): the reflection vectors of the tall matrix as columns, transposed
+back for a wide weight (the vectors are then its rows), and for ``n_reflections = L < N``
+in the first :math:`L` columns of an :math:`N \times N` tensor whose other columns are
+unused (zero gradient). So ``remove_parametrizations(..., leave_parametrized=False)``
+leaves a tensor of the shape the module needs, ``register_parametrization`` can stack
+another parametrization below or above ours, and ``transfer_parametrizations_and_params``
+works unchanged. The one exception is a free tensor that is a geoopt
+``ManifoldParameter`` (the layers with ``manifold_parameter=True``): geoopt's optimizers
+need the manifold's point, so it is the point itself (layout ``"point"``, shape
+``(*, N, L)``). State dicts convert between the layouts on load (``_protocol.py``).
 
 Note [assignment is strict, registration projects]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-``module.weight = Q`` calls ``right_inverse(Q)``, which reads the vectors off ``Q`` with
-the inverse maps and raises ``ValueError`` when ``Q`` is not of the kind the
-parametrization reaches (not orthogonal within the tolerance of
-:func:`~cwy_manifolds.cwy_inverse`, the other determinant, too few reflections). Only
-registration (:func:`~cwy_manifolds.nn.orthogonal`) replaces an arbitrary weight, by
-:func:`~cwy_manifolds.nn.orthogonalize`; call that yourself to assign an arbitrary matrix.
+PyTorch calls ``right_inverse`` in two situations: while building a
+``ParametrizationList`` (``register_parametrization``, and
+``transfer_parametrizations_and_params``, which registers on the destination and then
+replaces its free tensor by the source's), with the module's current tensor; and on
+assignment, ``module.weight = Q``. In the first, the tensor is a module's arbitrary
+initial weight: it is projected on the matrices the parametrization reaches, as
+:func:`~cwy_manifolds.nn.orthogonal` does and as PyTorch's ``orthogonal`` does. In the
+second (default ``assign="strict"``), ``Q`` must already be of that kind, as decided by
+``manifold.from_matrix`` (its tolerance, its determinant rule), else ``ValueError``;
+``assign="project"`` projects there too. The caller is recognised by its code object
+(``ParametrizationList.__init__``), a few frames up; ``tests/test_nn_protocol.py``
+checks it against the installed torch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import sys
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
-from ..core import few_reflections, flip_last_column, orthonormality_atol, work_dtype
-from ..manifolds import CWY, TCWY, MatrixManifold
+from ..manifolds import CWY, MatrixManifold
 from ..registry import METHODS
+from ._manifold_api import flips, from_matrix, nearest, point_shape
 
 #: Methods whose free parameters any ``torch.optim`` optimizer can train (flat geometry).
 FLAT_METHODS = tuple(name for name, method in METHODS.items() if method.flat)
@@ -45,38 +59,73 @@ FLAT_METHODS = tuple(name for name, method in METHODS.items() if method.flat)
 PACKAGE_METHODS = tuple(
     name for name, method in METHODS.items() if method.source == "cwy_manifolds"
 )
+LAYOUTS = ("weight", "point")
+ASSIGN = ("strict", "project")
+#: Version of the configuration stored in state dicts (``get_extra_state``).
+FORMAT = 1
+
+_REGISTRATION = parametrize.ParametrizationList.__init__.__code__
 
 
-def check_weight(weight: object, name: str) -> Tensor:
-    """Check that ``weight`` is a real floating-point 2-D tensor; return it."""
-    if not isinstance(weight, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor; got {type(weight).__name__}")
-    if not weight.is_floating_point():
-        raise TypeError(f"{name} must be a real floating-point tensor; got {weight.dtype}")
-    if weight.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D matrix (rows, cols) to be made orthogonal; got shape "
-            f"{tuple(weight.shape)} (for a batch of matrices use the manifolds or the "
-            "functional core)"
-        )
-    return weight
+def registering() -> bool:
+    """Whether the caller's caller runs inside ``ParametrizationList.__init__``."""
+    frame = sys._getframe(1)
+    for _ in range(5):
+        frame = frame.f_back
+        if frame is None:
+            return False
+        if frame.f_code is _REGISTRATION:
+            return True
+    return False
 
 
-def _quoted(names: tuple[str, ...]) -> str:
+def quoted(names: tuple[str, ...]) -> str:
+    """Return ``'a', 'b'``, a list of names for error messages."""
     return ", ".join(repr(n) for n in names)
 
 
+def is_compiling() -> bool:
+    """Whether dynamo is tracing (``torch.compiler.is_compiling`` where it exists)."""
+    check = getattr(torch.compiler, "is_compiling", None)
+    return bool(check()) if check is not None else False
+
+
+def full_precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """Leave autocast for forming the matrix (its solves need float32 or wider)."""
+    device_type = device.type
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 takes no device type
+        enabled = device_type == "cuda" and torch.is_autocast_enabled()
+    return torch.autocast(device_type, enabled=False) if enabled else contextlib.nullcontext()
+
+
+def matrix_view(
+    shape: tuple[int, ...], flatten: bool, name: str
+) -> tuple[tuple[int, ...], int, int]:
+    """``(batch, rows, cols)`` of a weight of ``shape`` (see the module doc)."""
+    if len(shape) < 2:
+        raise ValueError(
+            f"{name} must have at least 2 dimensions (*, rows, cols) to be made orthogonal; "
+            f"got shape {tuple(shape)}"
+        )
+    if flatten:
+        return (), shape[0], math.prod(shape[1:])
+    return tuple(shape[:-2]), shape[-2], shape[-1]
+
+
 def make_manifold(
-    shape: tuple[int, int],
+    shape: tuple[int, ...],
     name: str,
     *,
     method: str | None,
     n_reflections: int | None,
     det: int | None,
+    flatten: bool = False,
     allowed: tuple[str, ...] = FLAT_METHODS,
-) -> tuple[str, MatrixManifold, bool]:
-    """Resolve the options for a weight of ``shape``: ``(method, manifold, transposed)``."""
-    rows, cols = shape
+) -> tuple[str, MatrixManifold]:
+    """Resolve the options for a weight of ``shape``: ``(method, manifold)``."""
+    _, rows, cols = matrix_view(shape, flatten, name)
     if method is None:
         method = "cwy" if rows == cols else "tcwy"
     if not isinstance(method, str) or method not in allowed:
@@ -86,7 +135,7 @@ def make_manifold(
                 f" ({method!r} keeps the matrix itself on the manifold by retractions, which "
                 "only a geoopt optimizer does: use a layer with manifold_parameter=True)"
             )
-        raise ValueError(f"method must be one of {_quoted(allowed)}; got {method!r}{hint}")
+        raise ValueError(f"method must be one of {quoted(allowed)}; got {method!r}{hint}")
     if method != "cwy":
         for option, value in (("det", det), ("n_reflections", n_reflections)):
             if value is not None:
@@ -94,157 +143,232 @@ def make_manifold(
                     f"{option} must be None for method {method!r} (only method 'cwy', for "
                     f"square weights, has that option); got {value!r}"
                 )
-        return method, METHODS[method].manifold(), rows < cols
-    if rows != cols:
+        return method, METHODS[method].manifold()
+    why = METHODS[method].why_not(rows, cols)
+    if why is not None:
         raise ValueError(
-            f"{name} must be square for method 'cwy'; got shape {tuple(shape)} "
-            "(use method='tcwy' for a tall or wide weight)"
+            f"{name} must be square for method 'cwy'; got shape {tuple(shape)} ({why}; use "
+            "method='tcwy' for a tall or wide weight)"
         )
-    manifold = CWY(det=1 if det is None else det, n_reflections=n_reflections)
-    if n_reflections is not None and n_reflections > rows:
-        raise ValueError(f"n_reflections must be at most N = {rows}; got {n_reflections}")
-    return method, manifold, False
+    return method, METHODS[method].manifold(
+        det=1 if det is None else det, n_reflections=n_reflections
+    )
 
 
-def _required_det(manifold: MatrixManifold, n: int, m: int) -> int | None:
-    """Return the determinant the manifold reaches on square matrices (None: any)."""
-    if n != m:
-        return None
-    if isinstance(manifold, CWY):
-        return manifold.det
-    if isinstance(manifold, TCWY):
-        return (-1) ** n  # Note [determinant parity] in householder.py
-    return None
-
-
-def nearest(weight: Tensor, manifold: MatrixManifold, transposed: bool) -> Tensor:
-    """Return the matrix of the kind ``manifold`` reaches closest to ``weight``."""
-    a = (weight.mT if transposed else weight).detach()
-    n, m = a.shape
-    u, _, vh = torch.linalg.svd(a.to(work_dtype(a.dtype)), full_matrices=False)
-    det = _required_det(manifold, n, m)
-    if det is not None and n > 0:
-        # Singular values come in descending order: reverse the last direction. Use the
-        # sign of slogdet: det itself under- or overflows in float32 from N ~ 400 on.
-        wrong = torch.linalg.slogdet(u @ vh).sign * det < 0
-        u = torch.where(wrong, flip_last_column(u), u)
-    q = u @ vh
-    count = getattr(manifold, "n_reflections", None)
-    if count is not None and count < n:
-        assert isinstance(manifold, CWY)
-        p = flip_last_column(q) if manifold._flips(count) else q
-        v, _ = few_reflections(p, count, orthonormality_atol(n, a.dtype))
-        q = manifold.matrix(v)
-    q = q.to(weight.dtype)
-    return q.mT if transposed else q
+def describe(config: Mapping[str, object]) -> str:
+    """One line for a configuration, as error messages show it."""
+    det = config.get("det")
+    return (
+        f"method={config.get('method')!r}, shape={tuple(config.get('shape', ()))}, "
+        f"det={'None' if det is None else format(det, '+d')}, "
+        f"n_reflections={config.get('n_reflections')}, flatten={config.get('flatten')}"
+    )
 
 
 class Orthogonal(nn.Module):
-    r"""Parametrization module: free tensor (a point of ``manifold``) to orthogonal weight.
+    r"""Parametrization module: a free tensor to an orthogonal weight (see the module doc).
 
-    ``forward(x)`` is ``manifold.matrix(x)``, transposed for a wide weight;
-    ``right_inverse(W)`` is ``manifold.from_matrix`` after checks that name the weight
-    (Note [assignment is strict, registration projects]); see also Note [value checks
-    under torch.compile].
+    ``forward(x)`` is ``manifold.matrix`` of the vectors held by ``x``, transposed for a
+    wide weight; ``right_inverse(W)`` is ``manifold.from_matrix`` (Note [assignment is
+    strict, registration projects]). The configuration travels in state dicts as extra
+    state and is checked on load (``_protocol.py``).
     """
 
     def __init__(
-        self, shape: tuple[int, int], manifold: MatrixManifold, *, method: str, name: str
+        self,
+        shape: tuple[int, ...],
+        manifold: MatrixManifold,
+        *,
+        method: str,
+        name: str,
+        flatten: bool = False,
+        layout: str = "weight",
+        assign: str = "strict",
     ) -> None:
         super().__init__()
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {quoted(LAYOUTS)}; got {layout!r}")
+        if assign not in ASSIGN:
+            raise ValueError(f"assign must be one of {quoted(ASSIGN)}; got {assign!r}")
         self.shape = torch.Size(shape)
         self.method = method
         self.tensor_name = name
-        self.transposed = shape[0] < shape[1]
+        self.flatten = bool(flatten)
+        self.layout = layout
+        self.assign = assign
         self.manifold = manifold
+        self.batch, rows, cols = matrix_view(self.shape, self.flatten, name)
+        self.transposed = rows < cols
+        self.tall_shape = (cols, rows) if self.transposed else (rows, cols)
+        self.point_shape = point_shape(manifold, (*self.batch, *self.tall_shape))
+        self.count = self.point_shape[-1]
 
     @classmethod
     def for_shape(
         cls,
-        shape: tuple[int, int],
+        shape: tuple[int, ...],
         name: str,
         *,
         method: str | None,
         n_reflections: int | None,
         det: int | None,
+        flatten: bool = False,
         allowed: tuple[str, ...] = FLAT_METHODS,
+        layout: str = "weight",
+        assign: str = "strict",
     ) -> Orthogonal:
         """Build the parametrization of a weight of ``shape`` from user options."""
-        method, manifold, _ = make_manifold(
-            shape, name, method=method, n_reflections=n_reflections, det=det, allowed=allowed
+        method, manifold = make_manifold(
+            shape,
+            name,
+            method=method,
+            n_reflections=n_reflections,
+            det=det,
+            flatten=flatten,
+            allowed=allowed,
         )
-        return cls(shape, manifold, method=method, name=name)
+        return cls(
+            shape, manifold, method=method, name=name, flatten=flatten, layout=layout, assign=assign
+        )
 
     def extra_repr(self) -> str:
         """Describe the weight and the method in the repr."""
-        return f"shape={tuple(self.shape)}, method={self.method!r}"
+        text = f"shape={tuple(self.shape)}, method={self.method!r}"
+        if isinstance(self.manifold, CWY):
+            text += f", det={self.manifold.det:+d}, n_reflections={self.count}"
+        return text + (", flatten=True" if self.flatten else "")
+
+    # -- layouts (Note [free tensor layout]) ------------------------------------------------
 
     @property
-    def tall_shape(self) -> tuple[int, int]:
-        """``(N, M)``, the shape of the tall matrix (``M <= N``)."""
-        rows, cols = self.shape
-        return (cols, rows) if self.transposed else (rows, cols)
+    def original_shape(self) -> tuple[int, ...]:
+        """Shape of the free tensor."""
+        return tuple(self.shape) if self.layout == "weight" else self.point_shape
 
-    @property
-    def point_shape(self) -> tuple[int, int]:
-        """``(N, L)``, the shape of the free tensor."""
-        n, m = self.tall_shape
-        count = getattr(self.manifold, "n_reflections", None)
-        return (n, m if count is None else count)
+    def tall(self, w: Tensor) -> Tensor:
+        """Return the tall matrices ``(*, N, M)`` of a weight-shaped tensor (a view)."""
+        if self.flatten:
+            w = w.reshape(self.shape[0], -1)
+        return w.mT if self.transposed else w
+
+    def untall(self, q: Tensor) -> Tensor:
+        """Return the weight-shaped tensor of tall matrices ``q`` (inverse of :meth:`tall`)."""
+        w = q.mT if self.transposed else q
+        return w.reshape(self.shape) if self.flatten else w
+
+    def vectors(self, x: Tensor, layout: str | None = None) -> Tensor:
+        """Return the manifold point ``(*, N, L)`` held by a free tensor of ``layout``."""
+        if (layout or self.layout) == "point":
+            return x
+        v = self.tall(x)
+        return v[..., : self.count] if self.count < v.shape[-1] else v
+
+    def to_original(self, v: Tensor, layout: str | None = None) -> Tensor:
+        """Return the free tensor of ``layout`` holding the point ``v`` (unused columns 0)."""
+        if (layout or self.layout) == "point":
+            return v
+        missing = self.tall_shape[1] - v.shape[-1]
+        if missing:
+            v = torch.cat([v, v.new_zeros(*v.shape[:-1], missing)], dim=-1)
+        return self.untall(v)
+
+    def convert(self, x: Tensor, layout: str) -> Tensor:
+        """Return a free tensor of ``layout`` in this module's layout."""
+        return self.to_original(self.vectors(x, layout)).contiguous()
+
+    # -- the maps ---------------------------------------------------------------------------
 
     def forward(self, x: Tensor) -> Tensor:
         """Return the weight that the free tensor ``x`` stands for."""
-        q = self.manifold.matrix(x)
-        return q.mT if self.transposed else q
+        v = self.vectors(x)
+        if is_compiling():  # no try block around the value checks' graph break
+            with full_precision(v.device):
+                return self.untall(self.manifold.matrix(v))
+        try:
+            with full_precision(v.device):
+                q = self.manifold.matrix(v)
+        except ValueError as err:
+            name = self.tensor_name
+            raise ValueError(
+                f"{name}'s reflection vectors (parametrizations.{name}.original) must be a "
+                f"point of {self.manifold!r}; got: {err}"
+            ) from err
+        return self.untall(q)
 
-    def random_point(
-        self, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
-    ) -> Tensor:
-        """Return a random free tensor: a Haar weight (Gaussian vectors for ``L < N``).
-
-        The nearest matrix of the kind reached to a Gaussian matrix :math:`G` is
-        Haar-distributed on that kind: the nearest-point map commutes with rotations,
-        :math:`f(U G) = U f(G)`, and the law of :math:`G` is invariant under them.
-        """
-        n, m = self.tall_shape
-        if self.point_shape[1] < m:  # CWY with L < N
-            return self.manifold.random(n, m, device=device, dtype=dtype).as_subclass(Tensor)
-        g = torch.randn(n, m, device=device, dtype=dtype)
-        return self.manifold.from_matrix(nearest(g, self.manifold, False)).as_subclass(Tensor)
-
-    @torch.no_grad()
     def right_inverse(self, value: Tensor) -> Tensor:
-        """Return a free tensor that stands for the weight ``value`` (strict; see Note)."""
+        """Return a free tensor that stands for the weight ``value`` (see the Notes)."""
         name = self.tensor_name
-        value = check_weight(value, name)
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
+        if not value.is_floating_point():
+            raise TypeError(f"{name} must be a real floating-point tensor; got {value.dtype}")
         if value.shape != self.shape:
             raise ValueError(
                 f"{name} must have shape {tuple(self.shape)}; got {tuple(value.shape)}"
             )
-        a = value.mT if self.transposed else value
-        n, m = a.shape
-        if not bool(torch.isfinite(a).all()):
-            raise ValueError(f"{name} must have finite entries; got NaN/Inf in {tuple(a.shape)}")
-        aw = a.to(work_dtype(a.dtype))
-        eye = torch.eye(m, dtype=aw.dtype, device=aw.device)
-        resid = float((aw.mT @ aw - eye).abs().amax()) if a.numel() else 0.0
-        atol = orthonormality_atol(n, a.dtype)
-        if not resid <= atol:
-            lines = "rows" if self.transposed else "columns"
+        project = self.assign == "project" or registering()
+        with torch.no_grad():
+            if value.is_meta:  # no values: nothing to check or project (Note [meta tensors])
+                return value.new_empty(self.original_shape)
+            a = self.tall(value)
+            if project:
+                a = nearest(self.manifold, a, name)
+            v = from_matrix(self.manifold, a, name, transposed=self.transposed)
+            return self.to_original(v.to(value.dtype)).contiguous()
+
+    def random_original(
+        self, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> Tensor:
+        """Return a random free tensor: the manifold's ``random`` point (Haar; L < N: Gaussian)."""
+        point = self.manifold.random(*self.batch, *self.tall_shape, device=device, dtype=dtype)
+        return self.to_original(point.as_subclass(Tensor)).contiguous()
+
+    def flips(self) -> bool:
+        """Whether the matrix is the product of reflections times :math:`D` (CWY only)."""
+        return isinstance(self.manifold, CWY) and flips(self.manifold, self.count)
+
+    # -- configuration in state dicts -------------------------------------------------------
+
+    def configuration(self) -> dict[str, object]:
+        """Return what a state dict's free tensor means: plain data, saved as extra state."""
+        cwy = isinstance(self.manifold, CWY)
+        return {
+            "format": FORMAT,
+            "method": self.method,
+            "shape": list(self.shape),
+            "flatten": self.flatten,
+            "det": self.manifold.det if cwy else None,
+            "n_reflections": self.count if cwy else None,
+            "layout": self.layout,
+        }
+
+    def get_extra_state(self) -> dict[str, object]:
+        """Return the configuration (:meth:`configuration`), saved by ``state_dict``."""
+        return self.configuration()
+
+    def check_configuration(self, saved: object, where: str = "") -> None:
+        """Raise ValueError if the saved configuration means something else than this one."""
+        ours = self.configuration()
+        if not isinstance(saved, Mapping):
+            raise ValueError(f"{where}_extra_state must be a dict; got {type(saved).__name__}")
+        shape = saved.get("shape")
+        saved_shape = None if shape is None else [int(d) for d in shape]  # type: ignore[union-attr]
+        keys = ("method", "flatten", "det", "n_reflections")
+        if saved_shape != ours["shape"] or any(saved.get(k) != ours[k] for k in keys):
             raise ValueError(
-                f"{name} must have orthonormal {lines}; got max deviation {resid:.2e} from "
-                f"the identity > atol = {atol:.2e}. Assign cwy_manifolds.nn.orthogonalize("
-                f"{name}) to use the nearest matrix the parametrization reaches"
+                f"{where or 'the '}state_dict cannot be loaded into this parametrization: it was "
+                f"saved with ({describe(saved)}), this module has ({describe(ours)}); "
+                "the same vectors would stand for another matrix. Build the module with the "
+                "saved options"
             )
-        det = _required_det(self.manifold, n, m)
-        if det is not None and n > 0 and float(torch.linalg.slogdet(aw).sign) * det < 0:
+
+    def set_extra_state(self, state: object) -> None:
+        """Check a loaded configuration (the load hook has converted the layout)."""
+        self.check_configuration(state)
+        layout = state.get("layout", self.layout)  # type: ignore[union-attr]
+        if layout != self.layout:
             raise ValueError(
-                f"{name} must have determinant {det:+d} (the component of O({n}) that "
-                f"{self.method!r} reaches here); got determinant {-det:+d}. Flip the sign of "
-                f"one column, or use a parametrization with det={-det:+d} (method 'cwy')"
+                f"state_dict holds the free tensor in layout {layout!r}, this module in "
+                f"{self.layout!r}; load it into a module built by cwy_manifolds.nn, which "
+                "converts it"
             )
-        try:
-            point = self.manifold.from_matrix(a)
-        except ValueError as err:  # only n_reflections < N is left: too few reflections
-            raise ValueError(f"{name} cannot be reached by the parametrization: {err}") from err
-        return point.as_subclass(Tensor).to(value.dtype).contiguous()

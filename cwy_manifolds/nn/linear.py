@@ -10,37 +10,82 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._map import FLAT_METHODS, PACKAGE_METHODS, Orthogonal
+from ._protocol import PicklableParametrized, adopt, upgrade_old_keys
 
 __all__ = ["OrthogonalLinear"]
 
 
-def make_point(
+def make_free(
     parametrization: Orthogonal,
     *,
     manifold_parameter: bool,
     device: torch.device | str | None,
     dtype: torch.dtype | None,
 ) -> nn.Parameter:
-    """Return an uninitialised free parameter, a geoopt ``ManifoldParameter`` if asked for."""
-    point = torch.empty(parametrization.point_shape, device=device, dtype=dtype)
+    """Return an uninitialised free tensor, a geoopt ``ManifoldParameter`` if asked for."""
+    free = torch.empty(parametrization.original_shape, device=device, dtype=dtype)
     if manifold_parameter:
-        return geoopt.ManifoldParameter(point, manifold=parametrization.manifold)
-    return nn.Parameter(point)
+        return geoopt.ManifoldParameter(free, manifold=parametrization.manifold)
+    return nn.Parameter(free)
 
 
-def allowed_methods(manifold_parameter: bool) -> tuple[str, ...]:
-    """Return the methods a layer accepts: all manifolds with a geoopt parameter."""
-    return PACKAGE_METHODS if manifold_parameter else FLAT_METHODS
+def register_orthogonal(
+    module: nn.Module,
+    name: str,
+    shape: tuple[int, ...],
+    *,
+    method: str | None,
+    n_reflections: int | None,
+    det: int | None,
+    manifold_parameter: bool,
+    device: torch.device | str | None,
+    dtype: torch.dtype | None,
+) -> None:
+    """Give a layer the parametrized tensor ``name`` (uninitialised; see reset_parameters)."""
+    parametrization = Orthogonal.for_shape(
+        shape,
+        name,
+        method=method,
+        n_reflections=n_reflections,
+        det=det,
+        allowed=PACKAGE_METHODS if manifold_parameter else FLAT_METHODS,
+        layout="point" if manifold_parameter else "weight",
+    )
+    free = make_free(
+        parametrization, manifold_parameter=manifold_parameter, device=device, dtype=dtype
+    )
+    adopt(module, name, free, parametrization)
+    upgrade_old_keys(module, f"{name}_original", name)
 
 
-class OrthogonalLinear(nn.Module):
+@torch.no_grad()
+def reset_orthogonal(module: nn.Module, name: str) -> None:
+    """Draw a new free tensor for ``module.<name>`` (nothing on the meta device).
+
+    A free tensor in the manifold's layout is a ``ManifoldParameter``; ``to_empty`` from
+    the meta device makes it a plain ``Parameter``, so it is wrapped again here.
+    """
+    plist = module.parametrizations[name]
+    parametrization, free = plist[0], plist.original
+    if free.is_meta:  # Note [meta tensors] in _protocol.py
+        return
+    if parametrization.layout == "point" and not isinstance(free, geoopt.ManifoldParameter):
+        free = geoopt.ManifoldParameter(
+            free, manifold=parametrization.manifold, requires_grad=free.requires_grad
+        )
+        plist.original = free
+    free.copy_(parametrization.random_original(device=free.device, dtype=free.dtype))
+
+
+class OrthogonalLinear(PicklableParametrized, nn.Module):
     r"""Linear layer :math:`y = x W^\top + b` with an orthogonal weight :math:`W`.
 
     :math:`W` (shape ``(out_features, in_features)``) has orthonormal columns when
-    ``out_features >= in_features`` and orthonormal rows otherwise; it is recomputed from
-    the free tensor ``weight_original`` on every forward pass, as in
-    :func:`~cwy_manifolds.nn.orthogonal`, which describes the maps and their options. A
-    drop-in replacement for :class:`torch.nn.Linear` whose ``weight`` is a property.
+    ``out_features >= in_features`` and orthonormal rows otherwise. It is a
+    ``torch.nn.utils.parametrize`` parametrization of ``weight``, as registered by
+    :func:`~cwy_manifolds.nn.orthogonal` (which describes the maps and their options), so
+    ``parametrize.cached()``, ``remove_parametrizations`` and assignment work as there. A
+    drop-in replacement for :class:`torch.nn.Linear`.
 
     Parameters
     ----------
@@ -62,14 +107,15 @@ class OrthogonalLinear(nn.Module):
         ``RiemannianAdam`` takes the steps of ``torch.optim.Adam``). Without it, the free
         tensor is a plain :class:`torch.nn.Parameter` for :mod:`torch.optim`.
     device, dtype : optional
-        Factory arguments of the parameters.
+        Factory arguments of the parameters; ``device="meta"`` allocates nothing (call
+        ``to_empty`` and :meth:`reset_parameters` later).
 
     Attributes
     ----------
-    weight_original : torch.nn.Parameter, shape ``(N, L)``
-        The free tensor: reflection vectors for ``"cwy"``/``"tcwy"`` (``N x N`` or ``N x L``
-        for ``"cwy"``, the shape of the tall matrix :math:`W` or :math:`W^\top` for
-        ``"tcwy"``), the tall matrix itself for the Stiefel manifolds. Initialised so that
+    parametrizations.weight.original : torch.nn.Parameter
+        The free tensor: for a plain parameter, the reflection vectors in a tensor of the
+        weight's shape (Note [free tensor layout] in ``cwy_manifolds/nn/_map.py``); for a
+        ``ManifoldParameter``, the manifold's point ``(N, L)``. Initialised so that
         :math:`W` is Haar-distributed (Gaussian vectors for :math:`L < N`). Do not use
         weight decay on reflection vectors (see :func:`~cwy_manifolds.nn.orthogonal`).
     bias : torch.nn.Parameter or None, shape ``(out_features,)``
@@ -77,8 +123,10 @@ class OrthogonalLinear(nn.Module):
     Notes
     -----
     Cost per forward pass: forming :math:`W` (about :math:`2 N^2 L` flops for ``"cwy"``,
-    :math:`3 N M^2` for ``"tcwy"``) plus the usual product. Unlike a module parametrized
-    with :func:`~cwy_manifolds.nn.orthogonal`, the layer pickles as a whole.
+    :math:`3 N M^2` for ``"tcwy"``) plus the usual product; once per
+    ``parametrize.cached()`` block. Unlike a module parametrized with
+    :func:`~cwy_manifolds.nn.orthogonal`, the layer pickles as a whole. State dicts of
+    versions before 0.1 (key ``weight_original``) still load.
 
     Examples
     --------
@@ -111,16 +159,16 @@ class OrthogonalLinear(nn.Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight_map = Orthogonal.for_shape(
-            (out_features, in_features),
+        register_orthogonal(
+            self,
             "weight",
+            (out_features, in_features),
             method=method,
             n_reflections=n_reflections,
             det=det,
-            allowed=allowed_methods(manifold_parameter),
-        )
-        self.weight_original = make_point(
-            self.weight_map, manifold_parameter=manifold_parameter, device=device, dtype=dtype
+            manifold_parameter=manifold_parameter,
+            device=device,
+            dtype=dtype,
         )
         if bias:
             self.bias = nn.Parameter(torch.empty(out_features, device=device, dtype=dtype))
@@ -130,27 +178,11 @@ class OrthogonalLinear(nn.Module):
 
     def reset_parameters(self) -> None:
         """Draw a new Haar-random weight and a bias as :class:`torch.nn.Linear` does."""
-        with torch.no_grad():
-            point = self.weight_original
-            point.copy_(self.weight_map.random_point(device=point.device, dtype=point.dtype))
-            if self.bias is not None:
-                bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+        reset_orthogonal(self, "weight")
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+            with torch.no_grad():
                 self.bias.uniform_(-bound, bound)
-
-    @property
-    def weight(self) -> Tensor:
-        """The orthogonal weight, shape ``(out_features, in_features)``.
-
-        Computed from ``weight_original`` on every access. Assigning ``layer.weight = Q``
-        sets ``weight_original`` through the inverse maps (strict: ``Q`` must be of the
-        kind the layer reaches).
-        """
-        return self.weight_map(self.weight_original)
-
-    @weight.setter
-    def weight(self, value: Tensor) -> None:
-        with torch.no_grad():
-            self.weight_original.copy_(self.weight_map.right_inverse(value))
 
     def forward(self, input: Tensor) -> Tensor:
         r"""Return :math:`x W^\top + b` for ``input`` of shape ``(*, in_features)``."""

@@ -1,8 +1,9 @@
 r"""Make a weight of any module orthogonal through CWY or T-CWY.
 
 The counterpart of :func:`torch.nn.utils.parametrizations.orthogonal`: one call registers
-a :mod:`torch.nn.utils.parametrize` parametrization whose free tensor is a matrix of
-reflection vectors. See ``docs/user_guide/nn.md`` for the user guide.
+a ``torch.nn.utils.parametrize`` parametrization whose free tensor holds reflection
+vectors. See ``docs/user_guide/nn.md`` for the user guide and the comparison with
+PyTorch's ``orthogonal``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,19 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from ._map import Orthogonal, check_weight, make_manifold, nearest
+from ._manifold_api import nearest
+from ._map import Orthogonal
+from ._protocol import attach
 
 __all__ = ["orthogonal", "orthogonalize"]
+
+
+def _check_tensor(weight: object, name: str) -> Tensor:
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(weight).__name__}")
+    if not weight.is_floating_point():
+        raise TypeError(f"{name} must be a real floating-point tensor; got {weight.dtype}")
+    return weight
 
 
 def orthogonal(
@@ -23,10 +34,12 @@ def orthogonal(
     method: str | None = None,
     n_reflections: int | None = None,
     det: int | None = None,
+    assign: str = "strict",
+    flatten: bool = False,
 ) -> nn.Module:
     r"""Register a CWY or T-CWY parametrization that keeps ``module.<name>`` orthogonal.
 
-    After the call, ``module.<name>`` is computed from a free matrix of reflection vectors
+    After the call, ``module.<name>`` is computed from a free tensor of reflection vectors
     :math:`V`, stored as ``module.parametrizations.<name>.original``:
 
     .. math::
@@ -41,16 +54,18 @@ def orthogonal(
     a square weight becomes a product of reflections with a chosen determinant; a tall
     weight gets orthonormal columns, a wide one orthonormal rows. :math:`V` is
     unconstrained, so any :mod:`torch.optim` optimizer trains it and the weight cannot
-    drift off the constraint.
+    drift off the constraint. A tensor of more than two dimensions is a batch of matrices
+    ``(*, rows, cols)``, as for PyTorch's ``orthogonal``; ``flatten=True`` reads it as one
+    ``rows x prod(rest)`` matrix instead (the usual meaning for a convolution kernel).
 
     Parameters
     ----------
     module : torch.nn.Module
         The module whose tensor to parametrize; changed in place and returned.
     name : str, default "weight"
-        Name of a 2-D parameter or buffer of ``module``, shape ``(rows, cols)``.
+        Name of a parameter or buffer of ``module`` with at least two dimensions.
     method : {"cwy", "tcwy"}, optional
-        Default ``"cwy"`` for a square weight, ``"tcwy"`` otherwise. ``"cwy"`` forms
+        Default ``"cwy"`` for square matrices, ``"tcwy"`` otherwise. ``"cwy"`` forms
         :math:`W` in about :math:`2 N^2 L` flops and lets you choose ``det`` and
         ``n_reflections``; ``"tcwy"`` forms an :math:`N \times M` matrix (:math:`M \le N`)
         in about :math:`3 N M^2` flops without an :math:`N \times N` intermediate, so it is
@@ -59,11 +74,17 @@ def orthogonal(
     n_reflections : int, optional
         :math:`L` for ``"cwy"``; default :math:`N`. :math:`L < N` is cheaper and reaches
         only the matrices that fix an :math:`(N - L)`-dimensional subspace (after
-        :math:`D`); the free tensor then has shape ``(N, L)``.
+        :math:`D`); the vectors are then the first :math:`L` columns of the free tensor.
     det : {+1, -1}, optional
         Determinant for ``"cwy"``; default +1 (the rotations :math:`SO(N)`). A fixed
         number of reflections reaches one component of :math:`O(N)` only (Note
-        [determinant parity] in ``cwy_manifolds/householder.py``).
+        [determinant parity] in ``cwy_manifolds/core/householder.py``).
+    assign : {"strict", "project"}, default "strict"
+        What ``module.<name> = Q`` does with a matrix the parametrization does not reach:
+        ``"strict"`` raises ``ValueError``; ``"project"`` takes the nearest matrix it
+        reaches (:func:`orthogonalize`), as PyTorch's ``orthogonal`` takes the Q factor.
+    flatten : bool, default False
+        Read a weight ``(rows, *rest)`` as one matrix ``(rows, prod(rest))``.
 
     Returns
     -------
@@ -73,26 +94,26 @@ def orthogonal(
     Raises
     ------
     ValueError
-        For an unknown ``method`` (the message lists the valid ones), a tensor that is
-        not 2-D, is already parametrized or does not exist, ``method="cwy"`` on a
-        non-square weight, options that do not apply to ``method``, or ``n_reflections``
-        larger than :math:`N`.
+        For an unknown ``method`` (the message lists the valid ones), a tensor with fewer
+        than two dimensions, already parametrized, missing or with NaN/Inf entries,
+        ``method="cwy"`` on non-square matrices, options that do not apply to ``method``,
+        or ``n_reflections`` larger than :math:`N`.
     TypeError
         If the tensor is not real floating-point.
 
     Notes
     -----
-    *Initial value.* Registration replaces the current weight by
-    :func:`orthogonalize` of it: the nearest matrix of the kind chosen (for a square
-    weight with the other determinant, the last singular direction is reversed; for
-    :math:`L < N`, a close matrix, see there). The tensor object is kept, so references
-    to it stay valid, but its shape becomes that of :math:`V`: create the optimizer after
-    registering.
+    *Initial value.* Registration replaces the current weight by :func:`orthogonalize`
+    of it (on the meta device nothing is computed: Note [meta tensors] in
+    ``cwy_manifolds/nn/_protocol.py``). The tensor object is kept and keeps its shape
+    (Note [free tensor layout] in ``cwy_manifolds/nn/_map.py``).
 
-    *Assignment.* ``module.<name> = Q`` reads :math:`V` off ``Q`` with the inverse maps
-    (:func:`~cwy_manifolds.cwy_inverse`, :func:`~cwy_manifolds.tcwy_inverse`). It is strict:
-    ``Q`` must already have orthonormal columns (rows) and the right determinant, else
-    ``ValueError``; assign ``orthogonalize(Q)`` to project first.
+    *Assignment.* ``module.<name> = Q`` reads :math:`V` off ``Q`` with the manifold's
+    ``from_matrix`` (the inverse maps :func:`~cwy_manifolds.cwy_inverse`,
+    :func:`~cwy_manifolds.tcwy_inverse`); see ``assign``. PyTorch's
+    ``transfer_parametrizations_and_params`` works: the registration it does projects,
+    as registration here always does (Note [assignment is strict, registration
+    projects]).
 
     *Optimizers.* The weight depends on each column of :math:`V` only through its
     direction, so the gradient is orthogonal to each column: plain gradient steps never
@@ -103,13 +124,13 @@ def orthogonal(
     loses rank (Note [singular at the identity] in ``cwy_manifolds/manifolds/cwy.py``).
 
     *Caching and compiling.* ``with torch.nn.utils.parametrize.cached():`` forms the
-    weight once for all uses inside the block. Under :func:`torch.compile` the value
-    checks of the core are a graph break; turn them off with
-    ``cwy_manifolds.set_value_checks(False)`` for one graph (Note [value checks under
-    torch.compile] in ``cwy_manifolds/nn/_map.py``).
+    weight once for all uses inside the block. Under :func:`torch.compile` the forward
+    pass is one graph with ``cwy_manifolds.set_value_checks(False)``; with the checks
+    on, each check of the vectors is a graph break (``docs/user_guide/nn.md``).
 
-    *Saving.* ``state_dict()`` holds :math:`V` and loads with
-    ``torch.load(..., weights_only=True)`` into a module parametrized the same way;
+    *Saving.* ``state_dict()`` holds :math:`V` and the configuration, and loads with
+    ``torch.load(..., weights_only=True)`` into a module parametrized the same way; into
+    another configuration it raises ``ValueError`` (Note [configuration on load]).
     ``copy.deepcopy`` works. Pickling the whole module is refused by PyTorch for every
     parametrized module; the layers :class:`~cwy_manifolds.nn.OrthogonalLinear` and
     :class:`~cwy_manifolds.nn.OrthogonalRNN` pickle.
@@ -122,32 +143,41 @@ def orthogonal(
     >>> w = layer.weight
     >>> torch.allclose(w @ w.T, torch.eye(3), atol=1e-5)
     True
-    >>> layer.parametrizations.weight.original.shape  # V for the tall W^T, 5 x 3
-    torch.Size([5, 3])
+    >>> layer.parametrizations.weight.original.shape  # the weight's shape
+    torch.Size([3, 5])
     >>> rotation = orthogonal(torch.nn.Linear(4, 4, bias=False), det=1)
     >>> bool(torch.linalg.det(rotation.weight) > 0)
+    True
+    >>> conv = orthogonal(torch.nn.Conv2d(3, 4, 3), flatten=True)  # 4 x 27 kernel matrix
+    >>> k = conv.weight.reshape(4, -1)
+    >>> torch.allclose(k @ k.T, torch.eye(4), atol=1e-5)
     True
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}")
-    if parametrize.is_parametrized(module, name):
+    stacked = parametrize.is_parametrized(module, name)
+    if stacked and isinstance(module.parametrizations[name][-1], Orthogonal):
         raise ValueError(
-            f"name must name a tensor that is not parametrized yet; got {name!r}, already "
-            f"parametrized in {type(module).__name__}. Remove that first with "
-            f"torch.nn.utils.parametrize.remove_parametrizations(module, {name!r})"
+            f"name must name a tensor that is not orthogonal yet; got {name!r}, already "
+            f"parametrized by cwy_manifolds in {type(module).__name__}. Remove that first "
+            f"with torch.nn.utils.parametrize.remove_parametrizations(module, {name!r})"
         )
-    if name not in module._parameters and name not in module._buffers:
+    if not stacked and name not in module._parameters and name not in module._buffers:
         raise ValueError(
             f"name must be a parameter or buffer of module; got {name!r}, which "
             f"{type(module).__name__} does not have"
         )
-    weight = check_weight(getattr(module, name), name)
+    weight = _check_tensor(getattr(module, name), name)
     parametrization = Orthogonal.for_shape(
-        tuple(weight.shape), name, method=method, n_reflections=n_reflections, det=det
+        tuple(weight.shape),
+        name,
+        method=method,
+        n_reflections=n_reflections,
+        det=det,
+        flatten=flatten,
+        assign=assign,
     )
-    with torch.no_grad():
-        weight.copy_(nearest(weight, parametrization.manifold, parametrization.transposed))
-    parametrize.register_parametrization(module, name, parametrization)
+    attach(module, name, parametrization)  # right_inverse projects the weight
     return module
 
 
@@ -157,6 +187,7 @@ def orthogonalize(
     method: str | None = None,
     n_reflections: int | None = None,
     det: int | None = None,
+    flatten: bool = False,
 ) -> Tensor:
     r"""Return the orthogonal matrix of the kind a parametrization reaches closest to a weight.
 
@@ -177,17 +208,23 @@ def orthogonalize(
 
     Parameters
     ----------
-    weight : Tensor, shape ``(rows, cols)``
-        Any real floating-point matrix; it is not modified.
-    method, n_reflections, det
+    weight : Tensor, shape ``(*, rows, cols)``
+        Any real floating-point matrix or batch of matrices; it is not modified.
+    method, n_reflections, det, flatten
         As in :func:`~cwy_manifolds.nn.orthogonal`: ``det`` (default +1) is the
         determinant for ``method="cwy"``; ``method="tcwy"`` on a square weight reaches
         determinant :math:`(-1)^N` only.
 
     Returns
     -------
-    Tensor, shape ``(rows, cols)``
+    Tensor, shape of ``weight``
         With the dtype and device of ``weight``, detached.
+
+    Raises
+    ------
+    ValueError
+        For NaN/Inf entries, and the bad options listed in
+        :func:`~cwy_manifolds.nn.orthogonal`.
 
     Notes
     -----
@@ -196,7 +233,7 @@ def orthogonalize(
     subspace), whose nearest point has no closed form. The result then agrees with
     :math:`\hat W` on the :math:`L` columns that :math:`\hat W D^s` moves most (greedy
     Cartan-Dieudonne construction, Note [fewer reflections] in
-    ``cwy_manifolds/inverse.py``): close to ``weight``, but not the nearest point.
+    ``cwy_manifolds/core/inverse.py``): close to ``weight``, but not the nearest point.
     Cost: one SVD, :math:`O(N^3)`; meant for initialisation, not for the inner loop.
 
     Examples
@@ -210,8 +247,16 @@ def orthogonalize(
     >>> round(float(torch.linalg.det(q)))
     -1
     """
-    weight = check_weight(weight, "weight")
-    _, manifold, transposed = make_manifold(
-        tuple(weight.shape), "weight", method=method, n_reflections=n_reflections, det=det
+    weight = _check_tensor(weight, "weight")
+    parametrization = Orthogonal.for_shape(
+        tuple(weight.shape),
+        "weight",
+        method=method,
+        n_reflections=n_reflections,
+        det=det,
+        flatten=flatten,
     )
-    return nearest(weight, manifold, transposed)
+    if weight.is_meta:
+        return torch.empty_like(weight)
+    tall = nearest(parametrization.manifold, parametrization.tall(weight), "weight")
+    return parametrization.untall(tall)

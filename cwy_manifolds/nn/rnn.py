@@ -7,28 +7,30 @@ back-propagated gradient, which is what lets such networks learn long-range depe
 Note [recurrence without forming the matrix]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 :class:`OrthogonalRNN` prepares the recurrent map once per forward pass. With
-:math:`L = N` reflections it forms :math:`W_{hh}` (about :math:`2 N^3` flops) and each
-step costs a product :math:`2 N^2 B` for a batch of :math:`B`. With :math:`L < N` it
-never forms :math:`W_{hh}`: each step applies :func:`~cwy_manifolds.cwy_apply`, about
-:math:`4 N L B + 2 N L^2` flops (:func:`~cwy_manifolds.cwy_apply` rebuilds its
-:math:`L \times L` factor at every call). Only the first step of a forward pass runs the
-value checks on the vectors (the later steps see the same vectors, and run with the
-checks off), so checking costs one host-device synchronisation per sequence, not one per
-step, and under :func:`torch.compile` at most one graph break (Note [value checks under
-torch.compile] in ``_map.py``).
+:math:`L = N` reflections it forms :math:`W_{hh}` through the parametrization (about
+:math:`2 N^3` flops, once per ``parametrize.cached()`` block; the core checks the vectors
+there) and each step costs a product :math:`2 N^2 B` for a batch of :math:`B`. With
+:math:`L < N` it never forms :math:`W_{hh}`: it asks the manifold to check the vectors
+once (geoopt's ``check_point_on_manifold``, skipped when
+``cwy_manifolds.value_checks_enabled()`` is false), prepares the factors :math:`U`,
+:math:`K` of :math:`Q^\top = I - U K` once (about :math:`2 N L^2` flops), and each step
+costs about :math:`4 N L B`. The steps are plain torch operations in one fused loop
+(Note [fused recurrence] in ``_recurrence.py``): no step calls the checked core API and
+no global setting is changed, so other threads are not affected.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import cwy_apply, flip_last_column, set_value_checks
-from ._map import Orthogonal, _quoted
-from .linear import make_point
+from ..core import flip_last_column, value_checks_enabled
+from ._manifold_api import check_point, transpose_factors
+from ._map import full_precision, quoted
+from ._protocol import PicklableParametrized
+from ._recurrence import RecurrentMap, run
+from .linear import register_orthogonal, reset_orthogonal
 
 __all__ = ["OrthogonalRNN", "OrthogonalRNNCell"]
 
@@ -36,7 +38,7 @@ __all__ = ["OrthogonalRNN", "OrthogonalRNNCell"]
 NONLINEARITIES = ("modrelu", "tanh", "relu")
 
 
-class OrthogonalRNNCell(nn.Module):
+class OrthogonalRNNCell(PicklableParametrized, nn.Module):
     r"""One step of an Elman RNN whose recurrent matrix is orthogonal (CWY).
 
     .. math::
@@ -65,22 +67,28 @@ class OrthogonalRNNCell(nn.Module):
         Store the reflection vectors as a :class:`geoopt.ManifoldParameter` on
         :class:`~cwy_manifolds.CWY` (see :class:`~cwy_manifolds.nn.OrthogonalLinear`).
     device, dtype : optional
-        Factory arguments of the parameters.
+        Factory arguments of the parameters (``device="meta"``: see
+        :class:`~cwy_manifolds.nn.OrthogonalLinear`).
 
     Attributes
     ----------
     weight_ih : torch.nn.Parameter, shape ``(hidden_size, input_size)``
         He-normal initialisation (as in expRNN).
-    weight_hh_original : torch.nn.Parameter, shape ``(hidden_size, L)``
-        The reflection vectors, initialised so that :math:`W_{hh}` is Haar-distributed on
-        its component (Gaussian vectors for :math:`L < N`). No weight decay on it.
+    weight_hh : Tensor, shape ``(hidden_size, hidden_size)``
+        The orthogonal recurrent matrix, a parametrized tensor: the reflection vectors are
+        ``parametrizations.weight_hh.original`` (as for
+        :class:`~cwy_manifolds.nn.OrthogonalLinear`), initialised so that :math:`W_{hh}`
+        is Haar-distributed on its component (Gaussian vectors for :math:`L < N`). No
+        weight decay on them.
     bias : torch.nn.Parameter or None, shape ``(hidden_size,)``
         Initialised uniformly in :math:`[-0.01, 0.01]`.
 
     Notes
     -----
-    Each call prepares :math:`W_{hh}` again: for sequences use :class:`OrthogonalRNN`,
-    which prepares it once per sequence.
+    Each call prepares :math:`W_{hh}` again (unless inside ``parametrize.cached()``): for
+    sequences use :class:`OrthogonalRNN`, which prepares it once per sequence. As
+    ``torch.nn.RNNCell``, the cell checks shapes, not values: NaN in ``hx``
+    propagates.
 
     Examples
     --------
@@ -109,7 +117,7 @@ class OrthogonalRNNCell(nn.Module):
     ) -> None:
         super().__init__()
         if nonlinearity not in NONLINEARITIES:
-            names = _quoted(NONLINEARITIES)
+            names = quoted(NONLINEARITIES)
             raise ValueError(f"nonlinearity must be one of {names}; got {nonlinearity!r}")
         if nonlinearity == "modrelu" and not bias:
             raise ValueError(
@@ -121,16 +129,15 @@ class OrthogonalRNNCell(nn.Module):
         self.nonlinearity = nonlinearity
         factory = {"device": device, "dtype": dtype}
         self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size, **factory))
-        self.weight_hh_map = Orthogonal.for_shape(
-            (hidden_size, hidden_size),
+        register_orthogonal(
+            self,
             "weight_hh",
+            (hidden_size, hidden_size),
             method="cwy",
             n_reflections=n_reflections,
             det=det,
-            allowed=("cwy",),
-        )
-        self.weight_hh_original = make_point(
-            self.weight_hh_map, manifold_parameter=manifold_parameter, **factory
+            manifold_parameter=manifold_parameter,
+            **factory,
         )
         self.bias = nn.Parameter(torch.empty(hidden_size, **factory)) if bias else None
         self.reset_parameters()
@@ -140,65 +147,61 @@ class OrthogonalRNNCell(nn.Module):
         with torch.no_grad():
             if self.weight_ih.numel():
                 nn.init.kaiming_normal_(self.weight_ih, nonlinearity="relu")
-            point = self.weight_hh_original
-            point.copy_(self.weight_hh_map.random_point(device=point.device, dtype=point.dtype))
             if self.bias is not None:
                 self.bias.uniform_(-0.01, 0.01)
+        reset_orthogonal(self, "weight_hh")
 
-    @property
-    def weight_hh(self) -> Tensor:
-        """The orthogonal recurrent matrix, shape ``(hidden_size, hidden_size)``.
+    def _recurrent_map(self) -> RecurrentMap:
+        r"""Prepare :math:`h \mapsto h W_{hh}^\top` for rows ``h`` ``(B, N)``, checked once.
 
-        Computed from ``weight_hh_original`` on every access; assigning an orthogonal
-        matrix sets ``weight_hh_original`` through the inverse map.
-        """
-        return self.weight_hh_map(self.weight_hh_original)
-
-    @weight_hh.setter
-    def weight_hh(self, value: Tensor) -> None:
-        with torch.no_grad():
-            self.weight_hh_original.copy_(self.weight_hh_map.right_inverse(value))
-
-    def recurrence(self) -> Callable[[Tensor], Tensor]:
-        r"""Return the map :math:`h \mapsto h W_{hh}^\top` for rows ``h`` of shape ``(B, N)``.
-
-        Prepared once: :math:`W_{hh}` formed for :math:`L = N`, the matrix-free
-        :func:`~cwy_manifolds.cwy_apply` for :math:`L < N` (Note [recurrence without
+        :math:`W_{hh}` formed for :math:`L = N` (or when other parametrizations are
+        stacked on ``weight_hh``); factors for :math:`L < N` (Note [recurrence without
         forming the matrix] in ``cwy_manifolds/nn/rnn.py``).
         """
-        v = self.weight_hh_original
-        n, count = v.shape
-        if count == n:
-            w = self.weight_hh
-            return lambda h: h @ w.mT
-        flips = self.weight_hh_map.manifold._flips(count)
+        plist = self.parametrizations.weight_hh
+        parametrization = plist[0]
+        if parametrization.count == self.hidden_size or len(plist) > 1:
+            return RecurrentMap(dense=self.weight_hh.mT)
+        v = parametrization.vectors(plist.original)
+        if value_checks_enabled() and not v.is_meta:
+            check_point(parametrization.manifold, v, "weight_hh")
+        with full_precision(v.device):
+            u, k = transpose_factors(v)
+        if not parametrization.flips():
+            return RecurrentMap(u=u, k=k)
+        signs = flip_last_column(torch.ones(self.hidden_size, dtype=u.dtype, device=u.device))
+        return RecurrentMap(u=flip_last_column(u.mT).mT, k=k, signs=signs)
 
-        def apply(h: Tensor) -> Tensor:
-            h = flip_last_column(h) if flips else h  # W h = cwy(V) (D h)
-            return cwy_apply(v, h.mT).mT
+    def _input_map(self, x: Tensor) -> Tensor:
+        """Pre-activations from the input: :math:`W_{ih} x` (plus the bias unless modReLU)."""
+        bias = None if self.nonlinearity == "modrelu" else self.bias
+        return F.linear(x, self.weight_ih, bias)
 
-        return apply
-
-    def activation(self, z: Tensor) -> Tensor:
-        r"""Return :math:`\sigma(z)` with the bias, for pre-activations ``z`` ``(*, N)``."""
-        if self.nonlinearity == "modrelu":
-            return torch.sign(z) * F.relu(z.abs() + self.bias)
-        if self.bias is not None:
-            z = z + self.bias
-        return torch.tanh(z) if self.nonlinearity == "tanh" else F.relu(z)
+    def _check(self, input: Tensor, hx: Tensor | None) -> None:
+        if input.ndim not in (1, 2) or input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"input must have shape (B, {self.input_size}) or ({self.input_size},); got "
+                f"{tuple(input.shape)}"
+            )
+        expected = (*input.shape[:-1], self.hidden_size)
+        if hx is not None and tuple(hx.shape) != expected:
+            raise ValueError(f"hx must have shape {expected}; got {tuple(hx.shape)}")
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         """Return the next hidden state for ``input`` (B, input_size) or (input_size,).
 
-        ``hx`` has shape ``(B, hidden_size)`` (or ``(hidden_size,)``); default zeros.
+        ``hx`` has shape ``(B, hidden_size)`` (``(hidden_size,)`` with an unbatched input);
+        default zeros. Shapes are checked as by ``torch.nn.RNNCell``.
         """
+        self._check(input, hx)
         batched = input.ndim == 2
         x = input if batched else input.unsqueeze(0)
         if hx is None:
             h = x.new_zeros(x.shape[0], self.hidden_size)
         else:
             h = hx if batched else hx.unsqueeze(0)
-        h = self.activation(F.linear(x, self.weight_ih) + self.recurrence()(h))
+        xp = self._input_map(x).unsqueeze(0)
+        h = run(xp, h, self._recurrent_map(), self.nonlinearity, self.bias)[0]
         return h if batched else h.squeeze(0)
 
     def extra_repr(self) -> str:
@@ -219,10 +222,11 @@ class OrthogonalRNN(nn.Module):
 
         h_t = \sigma\bigl(W_{ih} x_t + W_{hh} h_{t-1} + b\bigr).
 
-    The input projection :math:`W_{ih} x_t` is computed for all steps at once and the
-    recurrent map is prepared once per forward pass: :math:`W_{hh}` is formed for
-    :math:`L = N`, applied matrix-free for :math:`L < N` (Note [recurrence without forming
-    the matrix] in ``cwy_manifolds/nn/rnn.py``).
+    The input projection :math:`W_{ih} x_t` is computed for all steps at once, the
+    recurrent map is prepared once per forward pass (:math:`W_{hh}` formed for
+    :math:`L = N`, applied matrix-free for :math:`L < N`: Note [recurrence without forming
+    the matrix] in ``cwy_manifolds/nn/rnn.py``), and the time loop is fused, with a
+    hand-derived backward pass (Note [fused recurrence] in ``_recurrence.py``).
 
     Parameters
     ----------
@@ -236,8 +240,15 @@ class OrthogonalRNN(nn.Module):
     Attributes
     ----------
     cell : OrthogonalRNNCell
-        Holds the parameters (``cell.weight_ih``, ``cell.weight_hh_original``,
+        Holds the parameters (``cell.weight_ih``, ``cell.weight_hh`` (parametrized),
         ``cell.bias``).
+
+    Notes
+    -----
+    Under :func:`torch.compile` the forward pass is one graph when the value checks are
+    off (``cwy_manifolds.set_value_checks(False)``); with them on, the one check of the
+    vectors is a graph break (``docs/user_guide/nn.md``). As :class:`torch.nn.RNN`, the
+    values of ``input`` and ``hx`` are not checked: NaN propagates.
 
     Examples
     --------
@@ -276,6 +287,10 @@ class OrthogonalRNN(nn.Module):
             device=device,
             dtype=dtype,
         )
+
+    def reset_parameters(self) -> None:
+        """Draw new parameters, as :meth:`OrthogonalRNNCell.reset_parameters` does."""
+        self.cell.reset_parameters()
 
     @property
     def input_size(self) -> int:
@@ -323,23 +338,14 @@ class OrthogonalRNN(nn.Module):
         x = input if batched else input.unsqueeze(1)
         if batched and self.batch_first:
             x = x.transpose(0, 1)
-        steps, size = x.shape[0], x.shape[1]
-        h = x.new_zeros(size, self.hidden_size) if hx is None else hx.reshape(size, -1)
+        size = x.shape[1]
+        h0 = x.new_zeros(size, self.hidden_size) if hx is None else hx.reshape(size, -1)
         cell = self.cell
-        projected = F.linear(x, cell.weight_ih)  # (T, B, N): every input step at once
-        step = cell.recurrence()
-        outputs = []
-        for t in range(steps):
-            if t == 0:  # checks the vectors (if value checks are on)
-                h = cell.activation(projected[t] + step(h))
-            else:
-                with set_value_checks(False):  # the vectors were checked at step 0
-                    h = cell.activation(projected[t] + step(h))
-            outputs.append(h)
-        output = torch.stack(outputs) if outputs else projected.new_zeros(0, size, self.hidden_size)
+        states = run(cell._input_map(x), h0, cell._recurrent_map(), cell.nonlinearity, cell.bias)
+        h_n = states[-1] if states.shape[0] else h0
         if batched and self.batch_first:
-            output = output.transpose(0, 1)
-        return (output, h.unsqueeze(0)) if batched else (output.squeeze(1), h)
+            states = states.transpose(0, 1)
+        return (states, h_n.unsqueeze(0)) if batched else (states.squeeze(1), h_n)
 
     def extra_repr(self) -> str:
         """Describe the layout in the repr."""
