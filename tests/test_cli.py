@@ -5,6 +5,7 @@ import sys
 import textwrap
 
 import pytest
+from _harness import one_thread  # noqa: F401
 
 from cwy_manifolds.cli import main
 

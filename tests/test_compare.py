@@ -9,6 +9,7 @@ import geoopt
 import numpy as np
 import pytest
 import torch
+from _harness import one_thread  # noqa: F401
 
 import cwy_manifolds as cm
 from cwy_manifolds import compare

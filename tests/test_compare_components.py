@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from _harness import one_thread  # noqa: F401
 from _reference import haar
 
 import cwy_manifolds as cm

@@ -4,6 +4,7 @@ import csv
 import json
 
 import pytest
+from _harness import one_thread  # noqa: F401
 
 from cwy_manifolds import compare
 from cwy_manifolds.cli import main

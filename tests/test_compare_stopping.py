@@ -5,6 +5,7 @@ import time
 
 import pytest
 import torch
+from _harness import one_thread  # noqa: F401
 
 from cwy_manifolds import compare
 from cwy_manifolds.problems import PCA, Procrustes

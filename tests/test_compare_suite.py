@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from _harness import one_thread  # noqa: F401
 
 from cwy_manifolds.problems import PCA, Brockett, Procrustes
 from cwy_manifolds.tools import suite as suite_module

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _harness import one_thread  # noqa: F401
 from _reference import haar
 
 from cwy_manifolds.problems import Answer, FunctionProblem, Problem

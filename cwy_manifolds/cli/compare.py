@@ -33,7 +33,7 @@ KNOWN = ("summary.csv", "results.json", "report.txt", "profile.png", *SINGLE_PLO
 DEMO = {
     "suite": "demo",
     "seeds": 3,
-    "lr_grid": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0],
+    "lr_grid": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0],
     "optimizers": ["rsgd", "radam", "line-search"],
 }
 

@@ -27,9 +27,9 @@ from .custom import FunctionProblem
 from .joint import JointDiagonalization
 from .pca import PCA, DominantSubspace
 from .procrustes import Procrustes
+from .suites import PROBLEMS as _PROBLEMS
+from .suites import SUITES as _SUITES
 from .suites import (
-    PROBLEMS,
-    SUITES,
     Instance,
     ProblemType,
     Suite,
@@ -37,6 +37,13 @@ from .suites import (
     make_problem,
     make_suite,
 )
+
+#: Problem types by name (:class:`ProblemType`), for :func:`make_problem` and the command
+#: line's ``--problem``.
+PROBLEMS = _PROBLEMS
+#: Suites by name (:class:`Suite`), ``demo`` (what ``make demo`` runs), ``small`` and
+#: ``full``, for :func:`make_suite` and the command line's ``--suite``.
+SUITES = _SUITES
 
 __all__ = [
     "GROUPS",

@@ -156,7 +156,7 @@ class Answer:
     value : float or None
         The optimal (or reference) loss; ``None`` when unknown. Computed from ``point``
         when only the point is given.
-    point : Tensor or numpy.ndarray or None
+    point : torch.Tensor or numpy.ndarray or None
         An optimal (or reference) point of shape ``(n, p)`` on the problem's group.
     source : str
         Where they come from, in plain words (Note [reference solutions]), e.g.
@@ -343,7 +343,7 @@ class Problem(abc.ABC):
 
         The connected component of :math:`O(n)` where the optimum lies; methods must start
         there to reach it. ``None`` also when both components hold an optimum
-        (:attr:`column_signs_free`).
+        (:attr:`~cwy_manifolds.problems.Problem.column_signs_free`).
         """
         point = self._answer[1]
         if point is None or self.p != self.n or self.column_signs_free:

@@ -36,7 +36,7 @@ class FunctionProblem(Problem):
         ``"o"`` and ``"so"`` need ``p == n``.
     optimum : float, optional
         The optimal value :math:`f^\star`, if known; the gap is NaN otherwise.
-    solution : Tensor or numpy.ndarray, optional
+    solution : torch.Tensor or numpy.ndarray, optional
         A point attaining the optimum, shape ``(n, p)``, on the group. Gives the optimum
         when ``optimum`` is omitted, and for square problems the component of
         :math:`O(n)` that every method must start in (:attr:`Problem.component`).

@@ -57,7 +57,7 @@ class JointDiagonalization(Problem):
         Symmetric, real and finite, not all zero.
     p : int
         ``1 <= p <= n``.
-    diagonalizer : Tensor or numpy.ndarray, optional
+    diagonalizer : torch.Tensor or numpy.ndarray, optional
         An orthogonal :math:`Q` (``n x n``) with every :math:`Q^\top A_k Q` diagonal.
     group : {"stiefel", "o", "so"}, default ``"stiefel"``
         For ``p == n``; the sign of a column does not change the loss, so every

@@ -168,8 +168,8 @@ class PCA(DominantSubspace):
 
     Attributes
     ----------
-    cov : torch.Tensor
-        :math:`C`, symmetrised, float64 on the CPU (also :attr:`a`).
+    a : torch.Tensor
+        :math:`C`, symmetrised, float64 on the CPU (also :attr:`cov`).
     eigenvalues : torch.Tensor
         :math:`\lambda_1 \ge \dots \ge \lambda_n`, float64.
 

@@ -78,7 +78,8 @@ def _grouped(cls: Any) -> Callable[..., Problem]:
     return build
 
 
-#: Problem types by name, for :func:`make_problem` and the command line.
+#: Problem types by name, for :func:`~cwy_manifolds.problems.make_problem` and the command
+#: line.
 PROBLEMS: dict[str, ProblemType] = {
     t.name: t
     for t in (
@@ -257,7 +258,7 @@ class Suite:
         return [instance.build(seed) for instance in self.instances]
 
 
-#: Suites by name: ``demo`` (what ``make demo`` runs, seconds), ``small``, ``full``.
+#: Suites by name, ``demo`` (what ``make demo`` runs), ``small`` and ``full``.
 SUITES: dict[str, Suite] = {
     s.name: s
     for s in (

@@ -132,8 +132,13 @@ def _unique(labels: list[str], what: str) -> None:
         raise ConfigError(f"{what} labels must be unique; got {seen[0]!r} twice (label them)")
 
 
-def resolve_methods(spec: object, problem: Problem) -> list[MethodChoice]:
+def resolve_methods(
+    spec: object, problem: Problem, *, lenient: bool = False
+) -> list[MethodChoice]:
     """Check a ``methods`` argument of :func:`~cwy_manifolds.compare`; default: the registry's.
+
+    With ``lenient``, methods that cannot stand for the problem's matrices are kept as
+    non-explicit choices, to be skipped with a note (as defaults are) instead of refused.
 
     Raises
     ------
@@ -152,7 +157,8 @@ def resolve_methods(spec: object, problem: Problem) -> list[MethodChoice]:
         if isinstance(item, str):
             if item not in METHODS:
                 raise ConfigError(f"methods must be among {', '.join(METHODS)}; got {item!r}")
-            if (why := METHODS[item].why_not(problem.n, problem.p)) is not None:
+            why = METHODS[item].why_not(problem.n, problem.p)
+            if why is not None and not lenient:
                 raise ConfigError(f"methods must apply to the problem: {why}")
             choice = _registered(item)
             choices.append(
@@ -161,6 +167,8 @@ def resolve_methods(spec: object, problem: Problem) -> list[MethodChoice]:
         else:
             choices.append(_instance(label, item))
     _unique([c.label for c in choices], "methods")
+    if lenient:
+        return [MethodChoice(**{**c.__dict__, "explicit": False}) for c in choices]
     return choices
 
 

@@ -116,6 +116,7 @@ def compare(
     grad_tol: float | None = 1e-6,
     time_budget: float | None = None,
     skip_invalid: bool = False,
+    skip_inapplicable: bool = False,
     threads: int | None = None,
     progress: str | bool | None = None,
 ) -> Comparison:
@@ -127,7 +128,7 @@ def compare(
         Any :class:`~cwy_manifolds.problems.Problem`
         (:meth:`~cwy_manifolds.problems.Problem.from_function` makes one from a loss); its
         ``loss`` is applied to ``matrix(x)``.
-    methods : str, manifold, iterable or mapping, optional
+    methods : str, geoopt.manifolds.base.Manifold, iterable or mapping, optional
         Registry names (:data:`~cwy_manifolds.registry.METHODS`), geoopt manifold
         instances, ``(label, manifold)`` pairs, or a ``{label: manifold}`` mapping, e.g.
         ``{"cwy-L8": CWY(n_reflections=8)}``. A bare string is one name. Default: every
@@ -136,7 +137,7 @@ def compare(
         Registry names (:data:`~cwy_manifolds.registry.OPTIMIZERS`), or factories
         ``(params, lr) -> torch.optim.Optimizer``, labelled as for ``methods``.
     references : iterable of str, optional
-        pymanopt solvers, keys of :data:`REFERENCES`; each runs on pymanopt's manifold
+        pymanopt solvers, keys of :data:`~cwy_manifolds.tools.compare.REFERENCES`; each runs on pymanopt's manifold
         (method ``pymanopt``) and on the vectors of every flat method compared. Default:
         all of them when pymanopt is installed.
     steps : int, default 500
@@ -144,7 +145,7 @@ def compare(
     lr : float, optional
         A fixed learning rate (any positive real: int, float, NumPy scalar, 0-d tensor)
         instead of the grid search.
-    lr_grid : sequence of float, default :data:`DEFAULT_LR_GRID`
+    lr_grid : sequence of float, default :data:`~cwy_manifolds.tools.compare.DEFAULT_LR_GRID`
         The rates searched per pair (Note [fair learning rates]).
     seed : int, default 0
         Seed of the first start (a non-negative integer below :math:`2^{63}`).
@@ -162,7 +163,14 @@ def compare(
         Seconds of optimization per run at most.
     skip_invalid : bool, default False
         Skip (with a note) pairs whose optimizer cannot run on the method, such as torch's
-        ``adam`` on a Stiefel manifold; by default they raise :class:`ConfigError`.
+        ``adam`` on a Stiefel manifold; by default they raise
+        :class:`~cwy_manifolds.tools.results.ConfigError`.
+    skip_inapplicable : bool, default False
+        Skip (with a note) methods named in ``methods`` that cannot stand for the
+        problem's matrices (``cwy`` on a thin problem, T-CWY on :math:`SO(n)` for odd
+        :math:`n`), as defaults are; by default they raise
+        :class:`~cwy_manifolds.tools.results.ConfigError`.
+        :func:`~cwy_manifolds.tools.suite.compare_suite` sets it.
     threads : int, optional
         torch threads for the comparison (restored after); default: unchanged.
     progress : {"bar", "lines"}, bool or None
@@ -185,7 +193,7 @@ def compare(
     >>> from cwy_manifolds import compare
     >>> from cwy_manifolds.problems import PCA
     >>> result = compare(PCA.random(8, 2), methods=["tcwy", "qr"], optimizers="radam",
-    ...                  references=[], lr_grid=[0.1, 0.3, 1.0])
+    ...                  references=[], lr_grid=[0.1, 0.3, 1.0], threads=1)
     >>> [(row["method"], row["gap"] <= 1e-6) for row in result.table()]
     [('tcwy', True), ('qr', True)]
     """
@@ -208,7 +216,13 @@ def compare(
         raise ConfigError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}")
     device = check_device(device)
     plan = make_plan(
-        problem, methods, optimizers, references, seed=seed_list[0], skip_invalid=bool(skip_invalid)
+        problem,
+        methods,
+        optimizers,
+        references,
+        seed=seed_list[0],
+        skip_invalid=bool(skip_invalid),
+        lenient=bool(skip_inapplicable),
     )
     rule = StoppingRule(steps, tols[0], tols[1], budget)
     runner = PairRunner(

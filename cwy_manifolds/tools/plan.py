@@ -24,7 +24,7 @@ from .choices import (
     start_matrix,
 )
 from .pymanopt_runs import SOLVERS, pymanopt_available
-from .results import ConfigError
+from .results import ConfigError, NothingToRunError
 
 __all__ = ["Pair", "Plan", "make_plan", "start_seed"]
 
@@ -76,6 +76,8 @@ def _components(
         why = reachable(method, start[None], None)
         if why is None:
             return (None,)
+        if method.registered is not None:
+            why = method.registered.why_not(problem.n, problem.p) or why
         if method.explicit:
             raise ConfigError(
                 f"methods must stand for {problem.n} x {problem.p} matrices: {method.label}: {why}"
@@ -116,15 +118,19 @@ def make_plan(
     *,
     seed: int,
     skip_invalid: bool,
+    lenient: bool = False,
 ) -> Plan:
     """Check the methods, optimizers and pymanopt solvers; return the :class:`Plan`.
+
+    ``lenient``: skip, with a note, methods that cannot stand for the problem's matrices.
 
     Raises
     ------
     ConfigError
-        With one line naming the bad setting or pair.
+        With one line naming the bad setting or pair; :class:`NothingToRunError` when no
+        pair is left.
     """
-    chosen = resolve_methods(methods, problem)
+    chosen = resolve_methods(methods, problem, lenient=lenient)
     optimizer_choices = resolve_optimizers(optimizers)
     solvers = _solvers(references)
     square = problem.p == problem.n
@@ -161,7 +167,9 @@ def make_plan(
             if method.flat and isinstance(method.manifold(), MatrixManifold):
                 plan.pairs.append(Pair(method, None, solver, components[method.label]))
     if not plan.pairs:
-        raise ConfigError("methods and optimizers must leave at least one pair to run")
+        raise NothingToRunError(
+            f"methods and optimizers must leave at least one pair to run on {problem.name}"
+        )
     return plan
 
 

@@ -17,7 +17,14 @@ from typing import Any
 from .results import Comparison, Run
 from .suite import SuiteComparison
 
-__all__ = ["comparison_figures", "plot_comparison", "plot_suite", "suite_figures"]
+__all__ = [
+    "comparison_figures",
+    "draw_profile",
+    "line_style",
+    "plot_comparison",
+    "plot_suite",
+    "suite_figures",
+]
 
 _FLOOR = 1e-17  # gaps at or below zero are drawn here on the log scale
 _MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*", "h", "p")
@@ -124,7 +131,17 @@ def comparison_figures(result: Comparison) -> dict[str, Any]:
     return figures
 
 
-def _profile_axes(ax: Any, suite: SuiteComparison, measure: str, styles: dict) -> None:
+def draw_profile(
+    ax: Any, suite: SuiteComparison, measure: str = "steps", styles: dict | None = None
+) -> None:
+    """Draw the performance profiles of ``suite`` in ``measure`` on the matplotlib axes ``ax``.
+
+    One step line per (method, optimizer) pair, log2 axis of tau, a marker at each
+    jump (Note [performance profiles]); ``styles`` maps pairs to line styles (default:
+    :func:`~cwy_manifolds.tools.plots.line_style` in order).
+    """
+    if styles is None:
+        styles = {pair: line_style(k) for k, pair in enumerate(suite.costs(measure))}
     taus, rho = suite.profile(measure)
     counts = {pair: len(per) for pair, per in suite.costs(measure).items()}
     total = len(suite.comparisons)
@@ -162,7 +179,7 @@ def suite_figures(suite: SuiteComparison) -> dict[str, Any]:
         fig = _new_figure(12.0, 5.0)
         axes = fig.subplots(1, 2, sharey=True)
         for ax, measure in zip(axes, ("steps", "cpu"), strict=True):
-            _profile_axes(ax, suite, measure, styles)
+            draw_profile(ax, suite, measure, styles)
         fig.suptitle(f"suite {suite.name}: {len(suite.comparisons)} problems", fontsize=11)
         fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=7)
         figures["profile.png"] = fig

@@ -32,7 +32,7 @@ from .stopping import Clock, Stop, StoppingRule
 
 __all__ = ["SOLVERS", "pymanopt_available", "run_pymanopt"]
 
-#: pymanopt solvers by key: (pymanopt class, row label).
+#: The pymanopt solvers by key, each with its pymanopt class and its row label.
 SOLVERS = {
     "steepest-descent": ("SteepestDescent", "pymanopt-sd"),
     "conjugate-gradient": ("ConjugateGradient", "pymanopt-cg"),
@@ -74,7 +74,7 @@ def run_pymanopt(
     problem : Problem
     solver : str
         ``"steepest-descent"``, ``"conjugate-gradient"`` or ``"trust-regions"``.
-    start : Tensor
+    start : Tensor, shape ``(n, p)``
         Float64 starting matrix.
     rule : StoppingRule
     seed : int, default 0

@@ -19,11 +19,15 @@ from torch import Tensor
 
 from ..problems import Problem
 
-__all__ = ["SUMMARY_FIELDS", "Comparison", "ConfigError", "Run"]
+__all__ = ["SUMMARY_FIELDS", "Comparison", "ConfigError", "NothingToRunError", "Run"]
 
 
 class ConfigError(ValueError):
     """A comparison was asked for with invalid settings (names, pairs, sizes, paths)."""
+
+
+class NothingToRunError(ConfigError):
+    """No (method, optimizer) pair applies to the problem."""
 
 
 @dataclass
@@ -59,7 +63,7 @@ class Run:
     extras : dict
         The problem's extra metrics at the final point
         (:meth:`~cwy_manifolds.problems.Problem.extra_metrics`).
-    point : Tensor or None
+    point : torch.Tensor or None
         The final matrix (float64, CPU); kept in memory, not written to JSON.
     """
 
@@ -254,7 +258,7 @@ class Comparison:
         return [r for r in self.runs if (r.method, r.optimizer) == (method, optimizer)]
 
     def table(self) -> list[dict[str, object]]:
-        """Summary rows, one per pair (:data:`SUMMARY_FIELDS`), as plain dicts."""
+        """Return summary rows, one per pair (columns ``SUMMARY_FIELDS``), as plain dicts."""
         return [summarize(self.problem.name, self.runs_of(*pair)) for pair in self.pairs()]
 
     def format_table(self) -> str:
@@ -288,7 +292,7 @@ class Comparison:
 
 
 def write_csv(path: str | Path, rows: Sequence[dict[str, object]]) -> Path:
-    """Write summary rows with the :data:`SUMMARY_FIELDS` header; return the path."""
+    """Write summary rows under the ``SUMMARY_FIELDS`` header; return the path."""
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(SUMMARY_FIELDS))
         writer.writeheader()

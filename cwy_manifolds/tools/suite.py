@@ -17,11 +17,10 @@ from typing import Any
 import numpy as np
 
 from ..problems import SUITES, Problem, Suite, make_suite
-from ..registry import METHODS
 from .compare import compare
 from .plan import make_plan
 from .profiles import performance_profile, profile_summary
-from .results import Comparison, ConfigError, write_csv
+from .results import Comparison, ConfigError, NothingToRunError, write_csv
 from .tables import format_comparison
 
 __all__ = ["SuiteComparison", "compare_suite"]
@@ -32,13 +31,13 @@ MEASURES = {"steps": "steps_to_tol", "cpu": "cpu_s_to_tol", "wall": "wall_s_to_t
 
 @dataclass
 class SuiteComparison:
-    """What :func:`compare_suite` returns: one :class:`Comparison` per problem.
+    """What :func:`compare_suite` returns: one comparison per problem.
 
     Attributes
     ----------
     name : str
         The suite's name (``"custom"`` for a list of problems).
-    comparisons : list of Comparison
+    comparisons : list of cwy_manifolds.tools.results.Comparison
         In problem order; fewer than the problems when interrupted.
     interrupted : bool
         True when Ctrl-C stopped the suite.
@@ -52,7 +51,7 @@ class SuiteComparison:
     notes: list[str] = field(default_factory=list)
 
     def table(self) -> list[dict[str, object]]:
-        """Summary rows of every problem (the columns of :meth:`Comparison.table`)."""
+        """Return the summary rows of every problem (the columns of ``Comparison.table``)."""
         return [row for result in self.comparisons for row in result.table()]
 
     def costs(self, measure: str = "steps") -> dict[str, dict[str, float]]:
@@ -77,7 +76,7 @@ class SuiteComparison:
         """Time-to-tolerance table (CPU s and steps) and the profile summary, as text."""
         problems = [r.problem.name for r in self.comparisons]
         steps, cpu = self.costs("steps"), self.costs("cpu")
-        width = max([12, *(len(p) + 2 for p in problems)])
+        width = max([16, *(len(p) + 2 for p in problems)])
         head = f"{'method/optimizer':<32}" + "".join(f"{p:>{width}}" for p in problems)
         lines = ["CPU seconds (steps) to tolerance, median over seeds; - : not converged", head]
         lines.append("-" * len(head))
@@ -134,20 +133,6 @@ class SuiteComparison:
         return Path(path)
 
 
-def _applicable(methods: object, problem: Problem) -> object:
-    """``methods`` without the registry names that cannot stand for the problem's shape."""
-    if methods is None:
-        return None
-    items = [methods] if isinstance(methods, str) else methods
-    if isinstance(items, dict) or not isinstance(items, (list, tuple)):
-        return methods
-    return [
-        m
-        for m in items
-        if not (isinstance(m, str) and m in METHODS and METHODS[m].why_not(problem.n, problem.p))
-    ]
-
-
 def compare_suite(
     problems: str | Suite | Sequence[Problem], *, seed: int = 0, **options: Any
 ) -> SuiteComparison:
@@ -161,7 +146,9 @@ def compare_suite(
     seed : int, default 0
         Seed of the problem instances (suites) and of the starts.
     **options
-        Passed to :func:`~cwy_manifolds.compare` (methods, optimizers, seeds, ...).
+        Passed to :func:`~cwy_manifolds.compare` (methods, optimizers, seeds, ...);
+        ``skip_inapplicable`` defaults to True: a method that cannot stand for a problem's
+        matrices is skipped there with a note.
 
     Returns
     -------
@@ -173,7 +160,7 @@ def compare_suite(
     >>> from cwy_manifolds.problems import PCA, Brockett
     >>> from cwy_manifolds.tools.suite import compare_suite
     >>> suite = compare_suite([PCA.random(8, 2), Brockett.random(6, 2)], methods=["tcwy", "qr"],
-    ...                       optimizers="radam", references=[], lr_grid=[0.1, 0.3])
+    ...                       optimizers="radam", references=[], lr_grid=[0.1, 0.3], threads=1)
     >>> sorted(suite.costs("steps"))
     ['qr/radam', 'tcwy/radam']
     """
@@ -191,25 +178,26 @@ def compare_suite(
     if len(set(names)) < len(names):
         raise ConfigError(f"problems must have distinct names; got {names}")
     result = SuiteComparison(name)
-    methods = options.pop("methods", None)
+    options.setdefault("skip_inapplicable", True)
     planned = []
     for problem in built:  # refuse bad settings before the first run
-        chosen = _applicable(methods, problem)
-        if chosen is not None and not chosen:
+        try:
+            make_plan(
+                problem,
+                options.get("methods"),
+                options.get("optimizers", ("rsgd", "radam")),
+                options.get("references"),
+                seed=seed,
+                skip_invalid=bool(options.get("skip_invalid", False)),
+                lenient=bool(options["skip_inapplicable"]),
+            )
+        except NothingToRunError:
             result.notes.append(f"skipped {problem.name}: none of the methods applies to it.")
             continue
-        make_plan(
-            problem,
-            chosen,
-            options.get("optimizers", ("rsgd", "radam")),
-            options.get("references"),
-            seed=seed,
-            skip_invalid=bool(options.get("skip_invalid", False)),
-        )
-        planned.append((problem, chosen))
+        planned.append(problem)
     try:
-        for problem, chosen in planned:
-            comparison = compare(problem, methods=chosen, seed=seed, **options)
+        for problem in planned:
+            comparison = compare(problem, seed=seed, **options)
             result.comparisons.append(comparison)
             if comparison.interrupted:
                 result.interrupted = True
