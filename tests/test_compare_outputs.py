@@ -164,3 +164,16 @@ def test_a_directory_in_the_way_fails_up_front(name, tmp_path, capsys):
     assert info.value.code == 2
     assert "--out must not hold a non-file at an output name" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_ctrl_c_before_any_run_is_one_line(tmp_path, capsys, monkeypatch):
+    from cwy_manifolds.cli import compare as command
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "problems_from_args", interrupted)
+    assert main([*SMALL, "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err == "interrupted: nothing new was written\n"
+    assert list(tmp_path.iterdir()) == []

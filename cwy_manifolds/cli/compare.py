@@ -197,17 +197,21 @@ def _names(suite: str | None, problems: list[Problem], plots: bool) -> list[str]
 
 
 def run(args: argparse.Namespace, fail: argparse.ArgumentParser) -> int:
-    """Run ``cwy-manifolds compare`` (or ``demo``) for parsed ``args``; errors via ``fail``."""
+    """Run ``cwy-manifolds compare`` (or ``demo``) for parsed ``args``; errors via ``fail``.
+
+    Returns 0, or 130 after Ctrl-C (having written the runs that finished, if any).
+    """
     if args.command == "demo" and args.suite is None and args.problem is None:
         args.suite = DEMO["suite"]
     try:
-        check_device(args.device)
-        suite, problems = problems_from_args(args)
-        check_folder(args.out, _names(suite, problems, not args.no_plots))
-    except (ValueError, ImportError) as error:
-        fail.error(str(error))
-    interactive = sys.stdout.isatty()
-    options = {
+        return _run(args, fail)
+    except KeyboardInterrupt:  # before any run finished, or while writing
+        print("interrupted: nothing new was written", file=sys.stderr)
+        return 130
+
+
+def _options(args: argparse.Namespace) -> dict[str, object]:
+    return {
         "methods": args.methods,
         "optimizers": args.optimizers,
         "references": args.references,
@@ -222,28 +226,32 @@ def run(args: argparse.Namespace, fail: argparse.ArgumentParser) -> int:
         "time_budget": args.time_budget,
         "skip_invalid": args.skip_invalid,
         "threads": args.threads,
-        "progress": "bar" if interactive else "lines",
+        "progress": "bar" if sys.stdout.isatty() else "lines",
     }
+
+
+def _run(args: argparse.Namespace, fail: argparse.ArgumentParser) -> int:
+    try:
+        check_device(args.device)
+        suite, problems = problems_from_args(args)
+        check_folder(args.out, _names(suite, problems, not args.no_plots))
+    except (ValueError, ImportError) as error:
+        fail.error(str(error))
     try:
         if suite is not None:
             result: Comparison | SuiteComparison = compare_suite(
-                problems, seed=args.seed, **options
+                problems, seed=args.seed, **_options(args)
             )
             result.name = suite
             report = result.format()
         else:
-            result = compare(problems[0], seed=args.seed, **options)
+            result = compare(problems[0], seed=args.seed, **_options(args))
             report = result.format_table()
     except ConfigError as error:
         fail.error(str(error))
     print(report)
-    interrupted = result.interrupted
-    if interrupted:
+    if result.interrupted:
         print("interrupted: writing the runs that finished", flush=True)
-    try:
-        paths = write_files(args.out, _writers(result, report, not args.no_plots), known=KNOWN)
-    except KeyboardInterrupt:
-        print("interrupted while writing: the previous outputs were left in place", file=sys.stderr)
-        return 130
+    paths = write_files(args.out, _writers(result, report, not args.no_plots), known=KNOWN)
     print("\nwrote:", *(f"  {path}" for path in paths), sep="\n")
-    return 130 if interrupted else 0
+    return 130 if result.interrupted else 0

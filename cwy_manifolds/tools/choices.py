@@ -132,9 +132,7 @@ def _unique(labels: list[str], what: str) -> None:
         raise ConfigError(f"{what} labels must be unique; got {seen[0]!r} twice (label them)")
 
 
-def resolve_methods(
-    spec: object, problem: Problem, *, lenient: bool = False
-) -> list[MethodChoice]:
+def resolve_methods(spec: object, problem: Problem, *, lenient: bool = False) -> list[MethodChoice]:
     """Check a ``methods`` argument of :func:`~cwy_manifolds.compare`; default: the registry's.
 
     With ``lenient``, methods that cannot stand for the problem's matrices are kept as

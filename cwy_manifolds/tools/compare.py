@@ -137,9 +137,9 @@ def compare(
         Registry names (:data:`~cwy_manifolds.registry.OPTIMIZERS`), or factories
         ``(params, lr) -> torch.optim.Optimizer``, labelled as for ``methods``.
     references : iterable of str, optional
-        pymanopt solvers, keys of :data:`~cwy_manifolds.tools.compare.REFERENCES`; each runs on pymanopt's manifold
-        (method ``pymanopt``) and on the vectors of every flat method compared. Default:
-        all of them when pymanopt is installed.
+        pymanopt solvers, keys of :data:`~cwy_manifolds.tools.compare.REFERENCES`; each
+        runs on pymanopt's manifold (method ``pymanopt``) and on the vectors of every flat
+        method compared. Default: all of them when pymanopt is installed.
     steps : int, default 500
         Steps (solver iterations) per run at most.
     lr : float, optional
@@ -315,5 +315,4 @@ def _notes(
         notes.append(f"learning rates were chosen on seed {seeds[0]} and reused for the others.")
     if stopped:
         notes.append("interrupted: only the pairs that finished are shown.")
-    notes.append(f"reference optimum: {problem.reference}.")
     return notes
