@@ -28,6 +28,7 @@ def middle_out(rates: Sequence[float]) -> list[float]:
 
 
 def outcome(run: Run) -> str:
+    """Describe a run of the learning-rate search in a few words (for ``Run.lr_grid``)."""
     if run.converged:
         return f"{run.steps} steps"
     if run.stop_code in ("capped", "diverged", "infeasible"):

@@ -6,7 +6,6 @@ of O(n)] in ``cwy_manifolds.tools.choices``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -183,8 +182,3 @@ def _solvers(references: object) -> list[str]:
     if names and not pymanopt_available():
         raise ConfigError("references need pymanopt: pip install pymanopt")
     return names
-
-
-def component_text(dets: Sequence[int | None]) -> str:
-    """``"det +1"`` / ``"det -1"`` for notes."""
-    return ", ".join(f"det {d:+d}" for d in dets if d is not None)
