@@ -15,7 +15,15 @@ choices from one table instead of keeping lists of names:
 - ``default``: whether :func:`~cwy_manifolds.compare` runs it when no methods are named.
 
 An *optimizer* is a factory ``(params, lr) -> torch.optim.Optimizer``; ``riemannian``
-says whether it knows manifolds (geoopt's) or only flat parameters (torch's).
+says whether it knows manifolds (geoopt's) or only flat parameters (torch's), and
+``learning_rate`` whether it takes a learning rate (geoopt's ``RiemannianLineSearch``
+chooses its own steps: its factory ignores ``lr``, and the harness passes ``None``).
+
+Every optimizer is stepped with a closure, ``optimizer.step(closure)``, that zeroes the
+gradients, evaluates the loss, calls ``backward`` and returns the loss *detached*, e.g.
+``loss.item()``: ``RiemannianLineSearch`` evaluates the closure at trial points and hands
+the values to SciPy's Armijo search, which fails on a tensor that requires grad (and warns
+on a 0-d tensor under NumPy 2).
 
 Adding a method is one entry in :data:`METHODS`; the contract tests run every entry.
 
@@ -99,12 +107,18 @@ class Method:
 
 @dataclass(frozen=True)
 class Optimizer:
-    """A registered optimizer: ``factory(params, lr)``; ``riemannian``: knows manifolds."""
+    """A registered optimizer: ``factory(params, lr)``; ``riemannian``: knows manifolds.
+
+    ``learning_rate``: whether ``lr`` means anything to it (False for optimizers that
+    choose their own step sizes, such as a line search; they are run once, not over a
+    grid of rates, and called with ``lr=None``).
+    """
 
     name: str
-    factory: Callable[[list, float], torch.optim.Optimizer]
+    factory: Callable[[list, float | None], torch.optim.Optimizer]
     riemannian: bool
     summary: str = ""
+    learning_rate: bool = True
 
 
 def _methods(*methods: Method) -> dict[str, Method]:
@@ -158,6 +172,14 @@ OPTIMIZERS: dict[str, Optimizer] = {
             lambda params, lr: geoopt.optim.RiemannianAdam(params, lr=lr),
             riemannian=True,
             summary="geoopt's RiemannianAdam",
+        ),
+        Optimizer(
+            "line-search",
+            lambda params, lr: geoopt.optim.RiemannianLineSearch(params),
+            riemannian=True,
+            summary="geoopt's RiemannianLineSearch: steepest descent, Armijo backtracking "
+            "(no learning rate; the closure must return a detached loss)",
+            learning_rate=False,
         ),
         Optimizer(
             "sgd",

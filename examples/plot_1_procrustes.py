@@ -91,6 +91,7 @@ result = cm.compare(
     references=[],
     steps=400,
     lr_grid=[0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
+    threads=1,
 )
 print(result.format_table())
 

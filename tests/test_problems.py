@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from _harness import one_thread  # noqa: F401
 from _reference import haar, orthogonality_error, tol
 from scipy.stats import ortho_group, special_ortho_group
 

@@ -5,9 +5,19 @@ import math
 import numpy as np
 import pytest
 import torch
+from _harness import one_thread  # noqa: F401
 from _reference import haar, tol
 
-from cwy_manifolds.problems import PCA, PROBLEMS, Procrustes, make_problem
+from cwy_manifolds.problems import (
+    PCA,
+    PROBLEMS,
+    Brockett,
+    DominantSubspace,
+    JointDiagonalization,
+    Problem,
+    Procrustes,
+    make_problem,
+)
 
 F64 = torch.float64
 
@@ -20,16 +30,59 @@ def _procrustes_losses(prob, xs):
 
 # ------------------------------------------------------------- common contract
 
+
+def _user_problem():
+    """A user's problem: a plain function and a shape (the numpy loss is _reference_loss)."""
+    a = torch.from_numpy(np.diag(np.arange(1.0, 6.0)))
+    return Problem.from_function(lambda x: (x - a[:, :2].to(x)).square().sum(), 5, 2)
+
+
 INSTANCES = {
     "pca": lambda: PCA.random(6, 2, seed=0),
+    "dominant-subspace": lambda: DominantSubspace.random(6, 2, seed=0),
+    "brockett": lambda: Brockett.random(6, 3, seed=0),
+    "joint-diagonalization": lambda: JointDiagonalization.random(5, 2, seed=0),
     "procrustes-o": lambda: Procrustes.random(5, group="o", m=7),
     "procrustes-so": lambda: Procrustes.random(5, group="so"),
     "procrustes-thin": lambda: Procrustes.random(6, 2, condition=1.0),
     "trap": lambda: Procrustes.determinant_trap(4),
+    "user": _user_problem,
 }
+WITH_OPTIMUM = [name for name in INSTANCES if name != "user"]
 
 
-@pytest.mark.parametrize("name", INSTANCES)
+def _reference_loss(prob, x):
+    """The loss of each instance, written again in NumPy."""
+    x = x.numpy()
+    if isinstance(prob, DominantSubspace):
+        a = prob.a.numpy()
+        return -np.trace(x.T @ a @ x) / prob.scale
+    if isinstance(prob, Brockett):
+        return float(np.trace(x.T @ prob.a.numpy() @ x @ np.diag(prob.weights.numpy())))
+    if isinstance(prob, JointDiagonalization):
+        mats = prob.matrices.numpy()
+        diag = np.einsum("ip,kij,jp->kp", x, mats, x)
+        return -float((diag**2).sum() / (mats**2).sum())
+    if isinstance(prob, Procrustes):
+        return _procrustes_losses(prob, x)
+    return float(((x - np.diag(np.arange(1.0, 6.0))[:, :2]) ** 2).sum())
+
+
+def _reference_grad_norm(prob, x):
+    """||G - X sym(X^T G)||_F with G from central finite differences (NumPy)."""
+    h = 1e-6
+    g = np.zeros(x.shape)
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            e = torch.zeros_like(x)
+            e[i, j] = h
+            g[i, j] = (_reference_loss(prob, x + e) - _reference_loss(prob, x - e)) / (2 * h)
+    xn = x.numpy()
+    xtg = xn.T @ g
+    return np.linalg.norm(g - xn @ (xtg + xtg.T) / 2)
+
+
+@pytest.mark.parametrize("name", WITH_OPTIMUM)
 def test_gap_feasibility_and_metrics(name):
     prob = INSTANCES[name]()
     n, p = prob.n, prob.p
@@ -41,9 +94,10 @@ def test_gap_feasibility_and_metrics(name):
     assert metrics["gap"] == pytest.approx(expected_gap, rel=1e-12) == prob.gap(x)
     assert metrics["feasibility"] == pytest.approx(1.25 * math.sqrt(p), rel=1e-12)
     assert metrics["feasibility"] == prob.feasibility(x)
-    expected_keys = {"loss", "gap", "feasibility"}
-    expected_keys |= {"principal_angle"} if isinstance(prob, PCA) else set()
+    expected_keys = {"loss", "gap", "feasibility", "grad_norm"}
+    expected_keys |= {"principal_angle"} if isinstance(prob, DominantSubspace) else set()
     expected_keys |= {"det"} if isinstance(prob, Procrustes) and p == n else set()
+    expected_keys |= {"off_diagonal"} if isinstance(prob, JointDiagonalization) else set()
     assert set(metrics) == expected_keys
     assert all(isinstance(v, float) for v in metrics.values())
 
@@ -55,13 +109,26 @@ def test_loss_matches_numpy_and_is_differentiable(name):
     if isinstance(prob, PCA):
         c = prob.cov.numpy()
         expected = -np.trace(x.numpy().T @ c @ x.numpy()) / np.trace(c)
-    else:
-        expected = _procrustes_losses(prob, x.numpy())
+        assert expected == pytest.approx(_reference_loss(prob, x), rel=1e-12)
+    expected = _reference_loss(prob, x)
     assert float(prob.loss(x)) == pytest.approx(expected, rel=1e-12)
     assert torch.autograd.gradcheck(prob.loss, (x.clone().requires_grad_(),))
 
 
 @pytest.mark.parametrize("name", INSTANCES)
+def test_grad_norm_is_the_tangent_projection_of_the_matrix_gradient(name):
+    """Note [Riemannian gradient of the matrix], against finite differences in NumPy."""
+    prob = INSTANCES[name]()
+    x = haar(prob.n, prob.p, seed=13)
+    expected = _reference_grad_norm(prob, x)
+    assert prob.metrics(x)["grad_norm"] == pytest.approx(expected, rel=1e-6, abs=1e-8)
+    if name in WITH_OPTIMUM:  # a critical point: the gradient is normal to the manifold
+        assert prob.metrics(prob.solution)["grad_norm"] <= 1e3 * tol(prob.n, F64) * max(
+            1.0, abs(prob.optimum)
+        )
+
+
+@pytest.mark.parametrize("name", WITH_OPTIMUM)
 def test_float32_input(name):
     prob = INSTANCES[name]()
     x = prob.solution.to(torch.float32).requires_grad_()
@@ -75,7 +142,7 @@ def test_float32_input(name):
     assert float(prob.loss(x.detach().double())) == pytest.approx(float(value.detach()), rel=1e-5)
 
 
-@pytest.mark.parametrize("name", INSTANCES)
+@pytest.mark.parametrize("name", WITH_OPTIMUM)
 def test_repr_and_attributes(name):
     prob = INSTANCES[name]()
     assert repr(prob) == (
@@ -92,10 +159,23 @@ def test_repr_and_attributes(name):
 MAKE = [
     ("pca", 6, 2, {}),
     ("pca", 5, 5, {"condition": 3.0}),
+    ("dominant-subspace", 6, 2, {"eigengap": 0.3}),
+    ("brockett", 6, 3, {}),
+    ("brockett", 4, 4, {"group": "so"}),
+    ("joint-diagonalization", 5, 2, {"k": 3}),
     ("procrustes", 6, 2, {"condition": 1.0}),
     ("procrustes", 4, 4, {"group": "o"}),
     ("procrustes", 4, 4, {"group": "so", "m": 6}),
+    ("trap", 4, 4, {"group": "o"}),
 ]
+CLASSES = {
+    "pca": PCA,
+    "dominant-subspace": DominantSubspace,
+    "brockett": Brockett,
+    "joint-diagonalization": JointDiagonalization,
+    "procrustes": Procrustes,
+    "trap": Procrustes,
+}
 
 
 @pytest.mark.parametrize(
@@ -103,8 +183,8 @@ MAKE = [
 )
 def test_make_problem(name, n, p, kwargs):
     prob = make_problem(name, n, p, seed=3, **kwargs)
-    assert isinstance(prob, PROBLEMS[name])
-    assert (prob.n, prob.p, prob.group) == (n, p, kwargs.get("group", "stiefel"))
+    assert isinstance(prob, CLASSES[name])
+    assert (prob.n, prob.p, prob.group) == (n, p, kwargs.get("group", PROBLEMS[name].groups[0]))
     same = make_problem(name, n, p, seed=3, **kwargs)
     other = make_problem(name, n, p, seed=4, **kwargs)
     assert torch.equal(_data(prob), _data(same))
@@ -113,13 +193,25 @@ def test_make_problem(name, n, p, kwargs):
 
 def _data(problem):
     """The data a problem instance is made of (PCA: the covariance; Procrustes: A and B)."""
-    return torch.cat(
-        [getattr(problem, k).flatten() for k in ("cov", "a", "b") if hasattr(problem, k)]
-    )
+    keys = ("a", "b", "matrices")
+    return torch.cat([getattr(problem, k).flatten() for k in keys if hasattr(problem, k)])
 
 
 def test_registry_names():
-    assert set(PROBLEMS) == {"pca", "procrustes"}
+    assert set(PROBLEMS) == {
+        "pca",
+        "dominant-subspace",
+        "brockett",
+        "procrustes",
+        "trap",
+        "joint-diagonalization",
+        "digits",
+    }
+
+
+def test_make_problem_refuses_sizes_beyond_memory_up_front():
+    with pytest.raises(ValueError, match="n must be small enough to fit in memory: n=100000000"):
+        make_problem("pca", 100_000_000, 2)
 
 
 # ------------------------------------------------------------------ bad inputs
@@ -132,13 +224,13 @@ BAD = [
     pytest.param(
         lambda: make_problem("pcaa", 3, 2),
         ValueError,
-        "name must be one of 'pca', 'procrustes'; got 'pcaa'",
+        "name must be one of 'pca', 'dominant-subspace', .*; got 'pcaa'",
         id="unknown-name",
     ),
     pytest.param(
         lambda: make_problem(None, 3, 2),
         ValueError,
-        "name must be one of 'pca', 'procrustes'; got None",
+        "name must be one of 'pca', .*; got None",
         id="name-none",
     ),
     pytest.param(
@@ -162,7 +254,7 @@ BAD = [
     pytest.param(
         lambda: make_problem("procrustes", 3, 3, group="u"),
         ValueError,
-        "group must be one of 'stiefel', 'o', 'so'; got 'u'",
+        "group must be one of 'stiefel', 'o', 'so' for procrustes; got 'u'",
         id="group",
     ),
     pytest.param(
@@ -222,8 +314,38 @@ BAD = [
     pytest.param(
         lambda: PCA(torch.diag(torch.tensor([1.0, -1.0])), 1),
         ValueError,
-        "cov must be positive semidefinite",
+        "cov must be positive semidefinite.*use DominantSubspace",
         id="cov-indefinite",
+    ),
+    pytest.param(
+        lambda: DominantSubspace(torch.zeros(2, 2), 1),
+        ValueError,
+        "a must be non-zero",
+        id="dominant-zero",
+    ),
+    pytest.param(
+        lambda: Brockett(torch.eye(3), 2, weights=[1.0, 2.0]),
+        ValueError,
+        "weights must be strictly decreasing",
+        id="brockett-weights",
+    ),
+    pytest.param(
+        lambda: JointDiagonalization(torch.eye(3), 2),
+        ValueError,
+        r"matrices must have shape \(K, n, n\)",
+        id="jd-2d",
+    ),
+    pytest.param(
+        lambda: JointDiagonalization(torch.eye(3)[None], 2, diagonalizer=torch.ones(3, 3)),
+        ValueError,
+        "diagonalizer must be orthogonal",
+        id="jd-bad-diagonalizer",
+    ),
+    pytest.param(
+        lambda: make_problem("digits", 10, 2),
+        ValueError,
+        "n must be 64 for digits",
+        id="digits-n",
     ),
     pytest.param(
         lambda: PCA(torch.zeros(2, 2), 1),

@@ -1,10 +1,12 @@
 """Command-line entry point: ``cwy-manifolds`` (also ``python -m cwy_manifolds``).
 
-Sub-commands: ``compare`` (the main job: methods and optimizers on a problem with a
-known answer, a table and plots; ``cwy_manifolds.cli.compare``), ``demo`` (the
-same with its defaults, what ``make demo`` runs) and ``bench`` (the speed benchmark
-against the peers; ``cwy_manifolds.cli.bench``). Bad input gives a one-line error
-and exit code 2. The command line sits on top of the package: nothing imports it.
+Sub-commands: ``compare`` (the main job: methods and optimizers on a problem, a user's
+problem or a suite, with tables and plots; ``cwy_manifolds.cli.compare``), ``demo`` (every
+parametrization and pymanopt on the small ``demo`` suite with a performance profile, what
+``make demo`` runs) and ``bench`` (the speed benchmark against the peers;
+``cwy_manifolds.cli.bench``). Bad input gives a one-line error and exit code 2; Ctrl-C
+during a comparison writes the finished runs and exits with code 130. The command line
+sits on top of the package: nothing imports it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import torch
 from ..registry import DTYPES
 from ..tools.bench import METHODS, benchmark, format_table, plot, write_csv
 from ..tools.bench.run import BenchmarkInterrupted
-from ..tools.files import check_writable, write_together
+from ..tools.output import check_folder, write_files
 
 __all__ = ["add_arguments", "run"]
 
@@ -39,11 +39,9 @@ OUTPUTS = ("bench.csv", "bench.png")
 
 
 def _write(rows: list[dict], out: Path) -> list[Path]:
-    """Write the CSV file and the plot of ``rows`` to ``out``, together."""
-    csv_path, png_path = (out / name for name in OUTPUTS)
-    return write_together(
-        {csv_path: lambda p: write_csv(rows, p), png_path: lambda p: plot(rows, p)}
-    )
+    """Write the CSV file and the plot of ``rows`` to ``out`` together (Note [output files])."""
+    writers = {"bench.csv": lambda p: write_csv(rows, p), "bench.png": lambda p: plot(rows, p)}
+    return write_files(out, writers, known=OUTPUTS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     written, before timing anything. On Ctrl-C, writes the row groups finished so far,
     says so in one line and returns 130.
     """
-    out = check_writable(args.out, OUTPUTS)
+    out = check_folder(args.out, OUTPUTS)
     load = os.getloadavg()[0]
     try:
         rows = benchmark(

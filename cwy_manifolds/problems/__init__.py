@@ -1,44 +1,66 @@
-r"""Toy optimization problems over Stiefel and orthogonal matrices with known answers.
+r"""Optimization problems over Stiefel and orthogonal matrices, with their optima.
 
-One problem family per module: ``cwy_manifolds.problems.base`` (the :class:`Problem`
-interface and shared checks), ``cwy_manifolds.problems.pca``,
-``cwy_manifolds.problems.procrustes``. Losses are plain torch functions of the
-matrix, so any manifold or parametrization can use them unchanged.
+The protocol is :class:`Problem` (``cwy_manifolds.problems.base``): a differentiable
+loss of the matrix, and optionally a known optimum (:class:`Answer`) and extra metrics.
+:meth:`Problem.from_function` turns a plain function into one
+(:class:`FunctionProblem`). One family per module, each with closed forms or documented
+references:
+
+- ``pca``: :class:`PCA` (covariances, real data) and :class:`DominantSubspace`
+  (symmetric indefinite matrices);
+- ``brockett``: :class:`Brockett`, :math:`\operatorname{tr}(X^\top A X N)`;
+- ``procrustes``: :class:`Procrustes` over :math:`\mathrm{St}(n, p)`, :math:`O(n)`,
+  :math:`SO(n)`, with the determinant trap;
+- ``joint``: :class:`JointDiagonalization`;
+- ``suites``: the problem types by name (:data:`PROBLEMS`, :func:`make_problem`) and the
+  named suites (:data:`SUITES`, :func:`make_suite`).
+
+Losses are plain torch functions of the matrix, so any manifold or parametrization can
+use them unchanged.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from .base import GROUPS, Problem
-from .pca import PCA
+from .base import GROUPS, Answer, Problem
+from .brockett import Brockett
+from .custom import FunctionProblem
+from .joint import JointDiagonalization
+from .pca import PCA, DominantSubspace
 from .procrustes import Procrustes
+from .suites import PROBLEMS as _PROBLEMS
+from .suites import SUITES as _SUITES
+from .suites import (
+    Instance,
+    ProblemType,
+    Suite,
+    estimate_bytes,
+    make_problem,
+    make_suite,
+)
 
-__all__ = ["GROUPS", "PCA", "PROBLEMS", "Problem", "Procrustes", "make_problem"]
+#: Problem types by name (:class:`ProblemType`), for :func:`make_problem` and the command
+#: line's ``--problem``.
+PROBLEMS = _PROBLEMS
+#: Suites by name (:class:`Suite`), ``demo`` (what ``make demo`` runs), ``small`` and
+#: ``full``, for :func:`make_suite` and the command line's ``--suite``.
+SUITES = _SUITES
 
-#: Problem classes by name, for :func:`make_problem`.
-PROBLEMS: dict[str, type[Problem]] = {"pca": PCA, "procrustes": Procrustes}
-
-
-def make_problem(name: str, n: int, p: int, *, seed: int = 0, **kwargs: Any) -> Problem:
-    """Build a seeded random instance of the problem registered as ``name``.
-
-    Parameters
-    ----------
-    name : str
-        A key of :data:`PROBLEMS`: ``"pca"`` or ``"procrustes"``.
-    n, p : int
-        Shape of the point, ``1 <= p <= n``.
-    seed : int, default 0
-    **kwargs
-        Passed to the ``random`` constructor of the class (e.g. ``group``, ``condition``).
-
-    Examples
-    --------
-    >>> from cwy_manifolds.problems import make_problem
-    >>> make_problem("procrustes", 4, 4, group="so")
-    Procrustes(name='procrustes', n=4, p=4, group='so')
-    """
-    if not isinstance(name, str) or name not in PROBLEMS:
-        raise ValueError(f"name must be one of {', '.join(map(repr, PROBLEMS))}; got {name!r}")
-    return PROBLEMS[name].random(n, p, seed=seed, **kwargs)
+__all__ = [
+    "GROUPS",
+    "PCA",
+    "PROBLEMS",
+    "SUITES",
+    "Answer",
+    "Brockett",
+    "DominantSubspace",
+    "FunctionProblem",
+    "Instance",
+    "JointDiagonalization",
+    "Problem",
+    "ProblemType",
+    "Procrustes",
+    "Suite",
+    "estimate_bytes",
+    "make_problem",
+    "make_suite",
+]

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from .base import (
     F64,
+    Answer,
     Problem,
     as_matrix,
     check_positive,
@@ -18,6 +19,7 @@ from .base import (
     haar_matrix,
     polar,
 )
+from .reference import trust_region_reference
 
 __all__ = ["Procrustes"]
 
@@ -40,7 +42,8 @@ class Procrustes(Problem):
     :math:`\mathrm{St}(n, p)` and :math:`O(n)`, and Kabsch's :math:`U D V^\top` on
     :math:`SO(n)`, with :math:`D = \operatorname{diag}(1, \dots, 1, \det(U V^\top))`.
     Other thin problems get a numerical reference from pymanopt (Note [reference
-    solutions]).
+    solutions]). Kabsch's problem, the rotation that best aligns two clouds of points in
+    :math:`\mathbb{R}^3` (rows of :math:`P` and :math:`Q`), is ``Procrustes(P, Q, "so")``.
 
     Parameters
     ----------
@@ -91,10 +94,12 @@ class Procrustes(Problem):
         """Return the same data over another group, e.g. ``"o"`` (no determinant constraint)."""
         return Procrustes(self.a, self.b, group, name=self.name)
 
-    def _loss(self, x: Tensor) -> Tensor:
-        return 0.5 * (self._data("a", x) @ x - self._data("b", x)).square().sum()
+    def objective(self, x: Tensor) -> Tensor:
+        r""":math:`\tfrac12 \|A X - B\|_F^2`."""
+        return 0.5 * (self.data("a", x) @ x - self.data("b", x)).square().sum()
 
-    def _solve(self) -> tuple[float | None, np.ndarray | None, str]:
+    def solve(self) -> Answer:
+        """Return closed forms for square and isotropic problems, else a pymanopt reference."""
         a, b = self.a.numpy(), self.b.numpy()
         gram, m = a.T @ a, a.T @ b
         spread = np.linalg.norm(gram - np.trace(gram) / self.n * np.eye(self.n))
@@ -104,46 +109,12 @@ class Procrustes(Problem):
         elif self.p == self.n or isotropic:
             x, text = polar(m), "closed form: polar factor (SVD)"
         else:
-            x, text = self._pymanopt(gram, m)
-            if x is None:
-                return None, None, text
-        return 0.5 * float(np.linalg.norm(a @ x - b) ** 2), x, text
+            scale = np.linalg.norm(gram, 2) + np.linalg.norm(m)
+            return trust_region_reference(self, [polar(m)], scale=scale)
+        return Answer(0.5 * float(np.linalg.norm(a @ x - b) ** 2), x, text)
 
-    def _pymanopt(self, gram: np.ndarray, m: np.ndarray) -> tuple[np.ndarray | None, str]:
-        try:
-            import pymanopt
-        except ImportError:
-            return None, "unavailable: thin Procrustes needs pymanopt (pip install pymanopt)"
-        manifold = pymanopt.manifolds.Stiefel(self.n, self.p)
-        a, b = self.a.numpy(), self.b.numpy()
-
-        @pymanopt.function.numpy(manifold)
-        def cost(x: np.ndarray) -> float:
-            return 0.5 * float(np.linalg.norm(a @ x - b) ** 2)
-
-        @pymanopt.function.numpy(manifold)
-        def gradient(x: np.ndarray) -> np.ndarray:
-            return gram @ x - m
-
-        @pymanopt.function.numpy(manifold)
-        def hessian(x: np.ndarray, u: np.ndarray) -> np.ndarray:
-            return gram @ u
-
-        problem = pymanopt.Problem(
-            manifold, cost, euclidean_gradient=gradient, euclidean_hessian=hessian
-        )
-        tol = 1e-12 * max(1.0, np.linalg.norm(gram, 2) + np.linalg.norm(m))
-        optimizer = pymanopt.optimizers.TrustRegions(verbosity=0, min_gradient_norm=tol)
-        gen = torch.Generator().manual_seed(0)
-        starts = [polar(m)] + [haar_matrix(gen, self.n, self.p) for _ in range(3)]
-        runs = [optimizer.run(problem, initial_point=x0) for x0 in starts]
-        best = min(runs, key=lambda run: run.cost)
-        return best.point, (
-            f"reference: pymanopt trust regions (best of {len(runs)} starts, Riemannian "
-            f"gradient norm {best.gradient_norm:.1e}), not a certified optimum"
-        )
-
-    def _extra_metrics(self, x: Tensor) -> dict[str, float]:
+    def extra_metrics(self, x: Tensor) -> dict[str, float]:
+        """``det``, the determinant of :math:`X`, for square problems."""
         if self.p != self.n:
             return {}
         sign, logabs = torch.linalg.slogdet(x)
