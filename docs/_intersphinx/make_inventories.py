@@ -24,6 +24,8 @@ ENTRIES = {
             ("torch.autograd.Function", "py:class", "autograd.html#$"),
             ("torch.geqrf", "py:function", "generated/$.html#$"),
             ("torch.compile", "py:function", "generated/$.html#$"),
+            ("torch.func", "py:module", "func.html#module-$"),
+            ("torch.vmap", "py:function", "generated/$.html#$"),
             ("torch.linalg.householder_product", "py:function", "generated/$.html#$"),
             ("torch.linalg.matrix_exp", "py:function", "generated/$.html#$"),
             ("torch.linalg.qr", "py:function", "generated/$.html#$"),

@@ -142,7 +142,7 @@ def _shapes(sizes: list[int], thin: list, batch: list) -> list[Shape]:
 
 
 class BenchmarkInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`benchmark`; ``rows`` holds the row groups finished before it."""
+    """Ctrl-C during :func:`~cwy_manifolds.tools.bench.benchmark`; ``rows`` holds the row groups finished before it."""
 
     def __init__(self, rows: list[dict]) -> None:
         super().__init__(f"interrupted after {len(rows)} rows")
@@ -355,7 +355,7 @@ def benchmark(
         For unknown method or dtype names, non-positive sizes or repeats, :math:`M > N`,
         an unknown or unavailable device, or sizes too large for its memory (estimated
         before timing anything); the message names the argument.
-    BenchmarkInterrupted
+    ~cwy_manifolds.tools.bench.run.BenchmarkInterrupted
         On Ctrl-C (a :class:`KeyboardInterrupt`), with the rows finished so far.
 
     Notes
