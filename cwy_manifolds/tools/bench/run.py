@@ -142,7 +142,10 @@ def _shapes(sizes: list[int], thin: list, batch: list) -> list[Shape]:
 
 
 class BenchmarkInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`~cwy_manifolds.tools.bench.benchmark`; ``rows`` holds the row groups finished before it."""
+    """Ctrl-C during the benchmark; ``rows`` holds the rows of the groups finished before it.
+
+    Raised by :func:`~cwy_manifolds.tools.bench.benchmark`.
+    """
 
     def __init__(self, rows: list[dict]) -> None:
         super().__init__(f"interrupted after {len(rows)} rows")
