@@ -18,7 +18,7 @@ orthogonality error :math:`\|Q^\top Q - I\|_F` of each method's matrix (after th
 is reported too. Grid: ``--quick`` about a minute on a 2-core CPU, full mode otherwise
 (see :data:`QUICK`, :data:`FULL`); combinations too slow for the mode are skipped, and
 each skip is listed with its reason. Run as ``cwy-manifolds bench``
-(``cwy_manifolds.cli.bench``) or through :func:`benchmark`;
+(``cwy_manifolds.cli.bench``) or through :func:`~cwy_manifolds.tools.bench.benchmark`;
 ``cwy_manifolds.tools.bench.report`` writes the table, the CSV file and the plot.
 """
 
