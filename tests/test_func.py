@@ -189,3 +189,26 @@ def test_vmap_inverse_keeps_errors():
         torch.vmap(cm.cwy_inverse)(q)
     with pytest.raises(ValueError, match="orthonormal columns"):
         torch.vmap(cm.tcwy_inverse)(2 * q[..., :2])
+
+
+AUTOCAST = {
+    "cwy": lambda v: cm.cwy(v),
+    "tcwy": lambda v: cm.tcwy(v),
+    "cwy_apply": lambda v: cm.cwy_apply(v, torch.ones(6, 2)),
+    "tcwy_apply": lambda v: cm.tcwy_apply(v, torch.ones(4, 2)),
+    "householder_product": lambda v: cm.householder_product(v),
+}
+
+
+@pytest.mark.parametrize("name", AUTOCAST)
+def test_autocast_regions_compute_in_the_input_dtype(name):
+    """Note [autocast]: no bfloat16 triangular solve, and the float32 result of float32 input."""
+    v = torch.randn(6, 4, requires_grad=True)
+    expected = AUTOCAST[name](v)
+    (grad,) = torch.autograd.grad(expected.square().sum(), v)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = AUTOCAST[name](v)
+    (autocast_grad,) = torch.autograd.grad(out.square().sum(), v)  # outside, as recommended
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(autocast_grad, grad)

@@ -69,7 +69,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .checks import check_rhs, check_vectors, column_scale, product_dtype, work_dtype
-from .wy import wy_matrix
+from .wy import without_autocast, wy_matrix
 
 __all__ = ["cwy", "cwy_apply", "householder_product", "tcwy", "tcwy_apply"]
 
@@ -218,6 +218,7 @@ def tcwy(v: Tensor) -> Tensor:
     return wy_matrix(v, v.shape[-1])
 
 
+@without_autocast
 def cwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
     r"""Multiply by the CWY matrix without forming it.
 
@@ -275,6 +276,7 @@ def cwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
     return (xh - uh @ _solve(s, uh.mT @ xh, transpose=transpose).to(dtype)).to(v.dtype)
 
 
+@without_autocast
 def tcwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
     r"""Multiply by the T-CWY matrix (or its transpose) without forming it.
 
@@ -336,6 +338,7 @@ def tcwy_apply(v: Tensor, x: Tensor, *, transpose: bool = False) -> Tensor:
     return out.to(v.dtype)
 
 
+@without_autocast
 def householder_product(v: Tensor) -> Tensor:
     r"""Product of Householder reflections, one at a time (the reference for :func:`cwy`).
 

@@ -48,6 +48,7 @@ from .checks import (
     orthonormality_atol,
     work_dtype,
 )
+from .wy import without_autocast
 
 __all__ = ["cwy_inverse", "tcwy_inverse"]
 
@@ -155,6 +156,7 @@ def _parity_error(name: str, fn: str, n: int, stuck: Tensor) -> ValueError:
     )
 
 
+@without_autocast
 def cwy_inverse(q: Tensor, *, atol: float | None = None) -> Tensor:
     r"""Reflection vectors whose CWY matrix is a given orthogonal matrix.
 
@@ -219,6 +221,7 @@ def cwy_inverse(q: Tensor, *, atol: float | None = None) -> Tensor:
     return v.to(q.dtype)
 
 
+@without_autocast
 def tcwy_inverse(omega: Tensor, *, atol: float | None = None) -> Tensor:
     r"""Reflection vectors whose T-CWY matrix is a given Stiefel matrix.
 

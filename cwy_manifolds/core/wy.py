@@ -109,6 +109,9 @@ triangular solve is faster and as accurate.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -119,7 +122,7 @@ from torch.autograd.forward_ad import unpack_dual
 
 from .checks import column_scale, product_dtype, work_dtype
 
-__all__ = ["triu_product", "upper_inverse", "wy_matrix"]
+__all__ = ["autocast_off", "triu_product", "upper_inverse", "without_autocast", "wy_matrix"]
 
 #: Width of the column panels of :func:`triu_product`; up to twice this, products are whole.
 _BLOCK = 128
@@ -312,12 +315,13 @@ class _WY(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
         v, scale, y, s, w, *inverse = ctx.saved_tensors
         differentiable = torch.is_grad_enabled()  # create_graph=True: Note [double backward]
-        if differentiable:
-            y, s, inverse, w = _factors(v, scale, ctx.k, differentiable=True)
-        else:
-            inverse = inverse[0] if inverse else None
-        gy = _vjp(grad, y, s, inverse, w, differentiable)
-        return _cast(gy / _cast(scale, gy.dtype), v.dtype), None, None
+        with autocast_off(v.device):  # Note [autocast]
+            if differentiable:
+                y, s, inverse, w = _factors(v, scale, ctx.k, differentiable=True)
+            else:
+                inverse = inverse[0] if inverse else None
+            gy = _vjp(grad, y, s, inverse, w, differentiable)
+            return _cast(gy / _cast(scale, gy.dtype), v.dtype), None, None
 
 
 def _differentiable(v: Tensor, scale: Tensor, k: int) -> Tensor:
@@ -326,6 +330,35 @@ def _differentiable(v: Tensor, scale: Tensor, k: int) -> Tensor:
     dtype = product_dtype(v)
     eye = torch.eye(v.shape[-2], k, dtype=dtype, device=v.device)
     return _cast(eye - _cast(y, dtype) @ _cast(w, dtype), v.dtype)
+
+
+def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """Return a context that turns autocast off on ``device`` where it is on.
+
+    Note [autocast]
+    ~~~~~~~~~~~~~~~
+    Under :class:`torch.autocast`, matrix products would run in the autocast dtype
+    (bfloat16 on the CPU, float16 on CUDA), and no triangular solve exists in it. The
+    core therefore computes in the dtype of its input, with autocast off inside, as the
+    half-precision rules of Note [precision] already ask for: the result has the input's
+    dtype, and the surrounding autocast region goes on as before.
+    """
+    if torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def without_autocast(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """Wrap ``fn(a, ...)`` to run with autocast off on the device of ``a`` (Note [autocast])."""
+
+    @functools.wraps(fn)
+    def wrapper(a: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        if not isinstance(a, Tensor):  # the function's own checks say what is wrong
+            return fn(a, *args, **kwargs)
+        with autocast_off(a.device):
+            return fn(a, *args, **kwargs)
+
+    return wrapper
 
 
 def wy_matrix(v: Tensor, k: int, name: str = "v") -> Tensor:
@@ -339,8 +372,9 @@ def wy_matrix(v: Tensor, k: int, name: str = "v") -> Tensor:
     autograd (Note [double backward]); without any autograd, the forward pass runs
     without the bookkeeping of :class:`torch.autograd.Function`.
     """
-    if _differentiated(v):
-        return _differentiable(v, column_scale(v, name), k)
-    if torch.is_grad_enabled() and v.requires_grad:
-        return _WY.apply(v, column_scale(v, name), k)
-    return _form(v, k, name)
+    with autocast_off(v.device):  # Note [autocast]
+        if _differentiated(v):
+            return _differentiable(v, column_scale(v, name), k)
+        if torch.is_grad_enabled() and v.requires_grad:
+            return _WY.apply(v, column_scale(v, name), k)
+        return _form(v, k, name)
