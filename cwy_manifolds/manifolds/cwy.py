@@ -1,21 +1,63 @@
 r"""CWY and T-CWY as geoopt manifolds: flat geometry on the reflection vectors.
 
 A point is the matrix :math:`V` of reflection vectors; the orthogonal or Stiefel matrix
-it stands for is ``matrix(V)``. The vectors are unconstrained, so the geometry is the
-Euclidean one of :math:`\mathbb{R}^{N \times L}`: the retraction is :math:`V + U`, the
-Riemannian gradient is the Euclidean gradient, transport is the identity and
-``component_inner`` is elementwise, so that geoopt's ``RiemannianAdam`` takes exactly the
-steps of ``torch.optim.Adam``. No retraction, projection or re-orthogonalisation is
+it stands for is ``matrix(V)``. The vectors are unconstrained, so the geometry is a flat
+one on :math:`\mathbb{R}^{N \times L}`: a constant multiple of the Euclidean metric (Note
+[metric scale]), the step :math:`V + U` with the column norms kept at one by default
+(Note [gauge]), identity ``proju`` and transport, and an elementwise
+``component_inner``. No retraction, projection or re-orthogonalisation of the matrix is
 needed: the matrix is recomputed from :math:`V` and cannot drift off the manifold.
 
 Note [scale invariance]
 ~~~~~~~~~~~~~~~~~~~~~~~
 The matrix depends on each column of :math:`V` only through its direction, so the
-Euclidean gradient is orthogonal to each column. Plain gradient steps therefore never
-shrink a column's norm, the effective step on a direction is about
-:math:`\mathrm{lr} / \|v_i\|^2`, and weight decay on :math:`V` only shrinks the norms
-(which raises the effective step): keep weight decay off for these parameters. Points
-made by ``random``, ``origin`` and ``from_matrix`` have unit columns.
+Euclidean gradient is orthogonal to each column. A plain step :math:`V + U` along it
+therefore never shrinks a column and grows it by Pythagoras, the effective step on a
+direction is about :math:`\mathrm{lr} / \|v_i\|^2` (:math:`\mathrm{lr} / \|v_i\|` for
+Adam, whose steps do not scale with the gradient), and weight decay on :math:`V` only
+shrinks the norms (which raises the effective step): keep weight decay off for these
+parameters. Points made by ``random``, ``origin`` and ``from_matrix`` have unit columns.
+
+Note [gauge]
+~~~~~~~~~~~~
+Rescaling a column changes no matrix, so the step may choose the norms freely: that
+choice is the gauge. ``gauge="unit"`` steps to :math:`V + U` and divides each column by
+its norm, so the matrix is exactly that of :math:`V + U` (still no retraction of the
+matrix) and every step starts from unit columns: the effective step is the same at step
+1 and at step :math:`10^5`. The optimizer state needs no rescaling: every gradient is
+taken at unit columns, so momentum and Adam's moments stay in the same units, and
+transport is the identity (projecting the momentum onto the columns' tangent spaces
+measured slower). ``gauge="free"`` is the plain :math:`V + U` of earlier releases: the
+norms grow (Note [scale invariance]). ``gauge="auto"``, the default, is ``"unit"``
+except for the parameters of Adam-type optimizers (those whose defaults have ``betas``,
+such as geoopt's ``RiemannianAdam``), whose steps are ``"free"``: for Adam the growing
+norms act as a learning-rate decay, which reached tight tolerances faster on the
+benchmark suite (``scripts/steps_bench.py``; the user guide has the figures), while for
+SGD, with or without momentum, they only slow it down. The optimizer of a parameter is
+recorded by an optimizer step pre-hook (``vectors.py``).
+
+Note [metric scale]
+~~~~~~~~~~~~~~~~~~~
+The map :math:`V \mapsto` matrix scales steps: a step :math:`U` orthogonal to the unit
+columns moves a CWY matrix by :math:`2\sqrt{2}\,\|U\|_F` on average, and SGD moves the
+matrix by :math:`J J^\top` times the matrix gradient, :math:`J` the Jacobian. So that
+one learning rate moves the matrix about as much as on the Stiefel manifolds (whose
+retractions are first-order: gain 1), the metric is :math:`c \langle U, W \rangle` with
+:math:`c` the mean squared singular value of :math:`J` at Haar points with unit columns,
+:math:`\|J\|_F^2 / \operatorname{rank} J`:
+
+.. math::
+
+    c_{\mathrm{CWY}} = \frac{16 (N - 1)}{2N - 1 - L}, \qquad
+    c_{\mathrm{T\text{-}CWY}} = \frac{4 \bigl((N - 2)(N + M) + 2 N M\bigr)}{N (2N - M - 1)},
+
+16 for square matrices, tending to 2 for thin T-CWY frames (each reflection moves the
+frame by :math:`4 (\,(N - 2) a_i + M) / (N - 1)` per unit step, with
+:math:`a_i = \|Y_i^\top u_i\|^2` about :math:`(1 + M/N)/2` at Haar points). The
+Riemannian gradient is the Euclidean one divided by :math:`c`, and ``component_inner``
+is :math:`c\, U \odot W`, so geoopt's ``RiemannianAdam`` is ``torch.optim.Adam`` with
+learning rate :math:`\mathrm{lr}/\sqrt{c}` (and ``eps`` times :math:`\sqrt{c}`).
+``metric_scale=1.0`` gives the Euclidean metric of earlier releases.
 
 Note [singular at the identity]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -29,6 +71,10 @@ most half the space, and the derivative then reaches only part of the tangent sp
 
 from __future__ import annotations
 
+import math
+import weakref
+from functools import lru_cache
+
 import torch
 from geoopt import ManifoldTensor
 from torch import Tensor
@@ -36,15 +82,59 @@ from torch import Tensor
 from .._checks import orthonormality_atol
 from ..householder import cwy, tcwy
 from ..inverse import _check_orthonormal, _reflection_vectors, few_reflections
-from ._base import MatrixManifold, flip_last_column, haar, matrix_shape
+from ._base import (
+    MatrixManifold,
+    check_det,
+    flip_last_column,
+    haar,
+    matrix_shape,
+    wrong_component,
+)
 
 __all__ = ["CWY", "TCWY"]
 
+#: Values of the ``gauge`` option (Note [gauge]).
+GAUGES = ("auto", "unit", "free")
+
+# Parameters stepped by an Adam-type optimizer, by id (filled by the optimizer step
+# pre-hook in vectors.py; entries vanish with their tensors). Note [gauge].
+_ADAPTIVE: weakref.WeakValueDictionary[int, Tensor] = weakref.WeakValueDictionary()
+
 
 class _FlatVectors(MatrixManifold):
-    """Euclidean geometry on reflection vectors ``V`` (Note [scale invariance])."""
+    """Flat geometry on reflection vectors ``V`` (Notes [gauge] and [metric scale])."""
 
-    reversible = True
+    def __init__(self, *, det: int, gauge: str, metric_scale: float | None) -> None:
+        super().__init__()
+        self.det = check_det(det, type(self).__name__, allow_none=False)
+        if gauge not in GAUGES:
+            raise ValueError(f"gauge must be one of {', '.join(map(repr, GAUGES))}; got {gauge!r}")
+        if metric_scale is not None and not (
+            isinstance(metric_scale, (int, float))
+            and not isinstance(metric_scale, bool)
+            and 0 < metric_scale < math.inf
+        ):
+            raise ValueError(f"metric_scale must be a positive float or None; got {metric_scale!r}")
+        self.gauge = gauge
+        self.metric_scale = None if metric_scale is None else float(metric_scale)
+        self.reversible = gauge == "free"  # normalising is not undone by -u
+
+    def _options(self) -> str:
+        scale = "" if self.metric_scale is None else f", metric_scale={self.metric_scale:g}"
+        return f"gauge={self.gauge!r}{scale}"
+
+    @staticmethod
+    def _gain(n: int, count: int) -> float:
+        """:math:`c` of Note [metric scale] for ``count`` vectors of length ``n``."""
+        raise NotImplementedError
+
+    def _metric(self, x: Tensor) -> float:
+        if self.metric_scale is not None:
+            return self.metric_scale
+        return self._gain(x.shape[-2], x.shape[-1])
+
+    def _free(self, x: Tensor) -> bool:
+        return self.gauge == "free" or (self.gauge == "auto" and _ADAPTIVE.get(id(x)) is x)
 
     def _check_point_on_manifold(
         self, x: Tensor, *, atol: float = 1e-5, rtol: float = 1e-5
@@ -64,8 +154,22 @@ class _FlatVectors(MatrixManifold):
         return True, None
 
     def retr(self, x: Tensor, u: Tensor) -> Tensor:
-        """Return ``x + u``: the vectors are unconstrained, no retraction is needed."""
-        return x + u
+        """Step to ``x + u``, with unit columns unless the gauge is free (Note [gauge]).
+
+        The matrix is that of ``x + u`` in every gauge: no retraction of the matrix.
+        """
+        y = x + u
+        if self._free(x):
+            return y
+        return y / torch.linalg.vector_norm(y, dim=-2, keepdim=True)
+
+    def retr_transp(self, x: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Return ``(retr(x, u), v)``: transport is the identity (Note [gauge])."""
+        return self.retr(x, u), v
+
+    def transp_follow_retr(self, x: Tensor, u: Tensor, v: Tensor) -> Tensor:
+        """Return ``v``: transport is the identity."""
+        return v
 
     def expmap(self, x: Tensor, u: Tensor) -> Tensor:
         """Return ``x + u``, the exponential map of the flat metric on the vectors."""
@@ -76,28 +180,31 @@ class _FlatVectors(MatrixManifold):
         return y - x
 
     def dist(self, x: Tensor, y: Tensor, *, keepdim: bool = False) -> Tensor:
-        """Frobenius distance of the vectors, in parameter space (not between matrices)."""
-        return torch.linalg.matrix_norm(x - y, keepdim=keepdim)
+        r"""Distance of the flat metric, :math:`\sqrt{c}\,\|x - y\|_F`, in parameter space."""
+        return torch.linalg.matrix_norm(x - y, keepdim=keepdim) * self._metric(x) ** 0.5
 
     def inner(
         self, x: Tensor, u: Tensor, v: Tensor | None = None, *, keepdim: bool = False
     ) -> Tensor:
-        """Frobenius inner product of ``u`` and ``v`` (``v = u`` when omitted)."""
+        r""":math:`c \langle u, v \rangle_F` (``v = u`` when omitted; Note [metric scale])."""
         v = u if v is None else v
-        return (u * v).sum(dim=(-2, -1), keepdim=keepdim)
+        return (u * v).sum(dim=(-2, -1), keepdim=keepdim) * self._metric(x)
 
     def component_inner(self, x: Tensor, u: Tensor, v: Tensor | None = None) -> Tensor:
-        """Elementwise ``u * v``, so ``RiemannianAdam`` equals ``torch.optim.Adam`` here."""
+        r"""Elementwise :math:`c\, u \odot v`: ``RiemannianAdam`` is ``torch.optim.Adam`` here.
+
+        With learning rate :math:`\mathrm{lr} / \sqrt{c}` (Note [metric scale]).
+        """
         v = u if v is None else v
-        return (u * v).expand(torch.broadcast_shapes(x.shape, u.shape, v.shape))
+        return (u * v * self._metric(x)).expand(torch.broadcast_shapes(x.shape, u.shape, v.shape))
 
     def proju(self, x: Tensor, u: Tensor) -> Tensor:
         """Return ``u``: every vector is tangent."""
         return u
 
     def egrad2rgrad(self, x: Tensor, u: Tensor) -> Tensor:
-        """Return ``u``: the Riemannian gradient is the Euclidean gradient."""
-        return u
+        """Return ``u / c``, the gradient of the metric of Note [metric scale]."""
+        return u / self._metric(x)
 
     def projx(self, x: Tensor) -> Tensor:
         """Return ``x``: every point with non-zero columns is valid (and keeps its matrix)."""
@@ -136,24 +243,36 @@ class CWY(_FlatVectors):
     det : {+1, -1}, default +1
         The connected component of :math:`O(N)`: +1 is :math:`SO(N)`, -1 the
         orthogonal matrices with determinant -1. A fixed number of reflections reaches
-        one component only (Note [determinant parity] in ``householder.py``); the fixed
-        sign flip :math:`D` selects the other.
+        one component only (Note [determinant parity] in ``householder.py``), so there
+        is no ``det=None``; the fixed sign flip :math:`D` selects the other component.
     n_reflections : int, optional
         :math:`L`; default :math:`N`, taken from the shape. With :math:`L < N` the
         manifold stands for the strict subset of :math:`\{Q : \det Q = \det\}` whose
         elements are :math:`P D^s` with :math:`P` fixing (at least) an
         :math:`(N - L)`-dimensional subspace, at cost about :math:`2 N^2 L` flops
         instead of :math:`2 N^3`.
+    gauge : {"auto", "unit", "free"}, default "auto"
+        How a step sets the column norms, on which no matrix depends (Note [gauge] in
+        ``cwy_manifolds/manifolds/cwy.py``): ``"unit"`` keeps unit columns, so the
+        effective step never shrinks; ``"free"`` is the plain :math:`V + U`, whose
+        growing norms shrink it; ``"auto"`` is ``"unit"``, and ``"free"`` for the
+        parameters of Adam-type optimizers (measured faster there).
+    metric_scale : float, optional
+        :math:`c` of the metric :math:`c \langle U, W \rangle`; default: the mean squared
+        gain of the map, 16 for :math:`L = N` (Note [metric scale]), so that a learning
+        rate moves the matrix about as much as on the Stiefel manifolds. ``1.0`` is the
+        Euclidean metric of earlier releases.
 
     Notes
     -----
     Geometry: flat, on the vectors (module ``cwy_manifolds.manifolds.cwy``): ``retr``
-    is :math:`V + U`, gradients are Euclidean, transport is the identity,
-    ``component_inner`` is elementwise. ``dist`` and ``logmap`` act in parameter space.
-    Keep weight decay off for :math:`V` (Note [scale invariance]). ``random`` and
-    ``origin`` take the shape of the matrix, ``(*, N, N)`` (Note [sizes are matrix
-    shapes]); ``origin`` is a singular point of the parametrization (Note [singular at
-    the identity]): start optimizations from ``random`` or ``from_matrix``.
+    moves to :math:`V + U` (unit columns by default), gradients are Euclidean divided by
+    :math:`c`, transport is the identity, ``component_inner`` is elementwise. ``dist``
+    and ``logmap`` act in parameter space. Keep weight decay off for :math:`V` (Note
+    [scale invariance]). ``random`` and ``origin`` take the shape of the matrix,
+    ``(*, N, N)`` (Note [sizes are matrix shapes]); ``origin`` is a singular point of the
+    parametrization (Note [singular at the identity]): start optimizations from
+    ``random`` or ``from_matrix``.
 
     Examples
     --------
@@ -168,22 +287,32 @@ class CWY(_FlatVectors):
 
     name = "CWY"
 
-    def __init__(self, *, det: int = 1, n_reflections: int | None = None) -> None:
-        super().__init__()
-        if det not in (1, -1):
-            raise ValueError(f"det must be +1 or -1; got {det!r}")
+    def __init__(
+        self,
+        *,
+        det: int = 1,
+        n_reflections: int | None = None,
+        gauge: str = "auto",
+        metric_scale: float | None = None,
+    ) -> None:
+        super().__init__(det=det, gauge=gauge, metric_scale=metric_scale)
         if n_reflections is not None and (
             isinstance(n_reflections, bool)
             or not isinstance(n_reflections, int)
             or n_reflections < 0
         ):
             raise ValueError(f"n_reflections must be a non-negative integer; got {n_reflections!r}")
-        self.det = det
         self.n_reflections = n_reflections
 
     def extra_repr(self) -> str:
         """Describe the options in the repr."""
-        return f"det={self.det:+d}, n_reflections={self.n_reflections}"
+        return f"det={self.det:+d}, n_reflections={self.n_reflections}, {self._options()}"
+
+    @staticmethod
+    @lru_cache(maxsize=64)
+    def _gain(n: int, count: int) -> float:
+        # per vector 8 (n - 1), over a set of dimension L (n - 1) - L (L - 1) / 2
+        return 16 * (n - 1) / (2 * n - 1 - count) if 2 * n - 1 - count > 0 else 1.0
 
     def _check_shape(self, shape: tuple[int, ...], name: str) -> tuple[bool, str | None]:
         ok, reason = super()._check_shape(shape, name)
@@ -243,12 +372,7 @@ class CWY(_FlatVectors):
                     "reflections. Use more reflections (n_reflections=None)"
                 )
         if bool(wrong_det.any()):
-            count_text = f"{int(wrong_det.sum())} of {wrong_det.numel()} matrices have"
-            raise ValueError(
-                f"m must have determinant {self.det:+d} for CWY(det={self.det:+d}); "
-                f"{count_text if wrong_det.ndim else 'the matrix has'} determinant "
-                f"{-self.det:+d}. Use CWY(det={-self.det:+d}) for that component"
-            )
+            raise wrong_component("CWY", self.det, wrong_det)
         return self._point(v.to(m.dtype))
 
     def random(
@@ -258,17 +382,17 @@ class CWY(_FlatVectors):
         device: torch.device | str | None = None,
         generator: torch.Generator | None = None,
     ) -> ManifoldTensor:
-        """Return a random point; ``size`` is the matrix shape ``(*, N, N)``.
+        """Return a random point with unit columns; ``size`` is the matrix shape ``(*, N, N)``.
 
         With ``L = N`` the matrix is Haar-distributed on the component ``det`` (the sign
         fixed Q factor of a Gaussian matrix, its last column flipped where needed); with
-        ``L < N`` (no Haar measure on that subset) the vectors are Gaussian.
+        ``L < N`` (no Haar measure on that subset) the vectors are Gaussian directions.
         """
         shape = matrix_shape(size, "CWY", square=True)
         count = self._count(shape[-1])
         if count < shape[-1]:
             v = torch.randn(*shape[:-1], count, dtype=dtype, device=device, generator=generator)
-            return self._point(v)
+            return self._point(v / torch.linalg.vector_norm(v, dim=-2, keepdim=True))
         q = haar(shape, det=self.det, dtype=dtype, device=device, generator=generator)
         return self.from_matrix(q)
 
@@ -301,8 +425,21 @@ class TCWY(_FlatVectors):
 
     formed by :func:`~cwy_manifolds.tcwy` in about :math:`3 N M^2` flops, never forming
     an :math:`N \times N` matrix. For :math:`M < N` every point of
-    :math:`\mathrm{St}(N, M)` is reached; for :math:`M = N` only the component with
-    determinant :math:`(-1)^N` (use :class:`CWY` to choose the component).
+    :math:`\mathrm{St}(N, M)` is reached. For :math:`M = N` the rule of :class:`CWY`
+    applies: the matrix is :math:`\Omega(V) D^s`, with the sign flip :math:`D` when
+    :math:`(-1)^N` differs from ``det``.
+
+    Parameters
+    ----------
+    det : {+1, -1}, default +1
+        For square shapes only (ignored for :math:`M < N`): the component of
+        :math:`O(N)`, as for :class:`CWY`.
+    gauge : {"auto", "unit", "free"}, default "auto"
+        How a step sets the column norms, as for :class:`CWY` (Note [gauge]).
+    metric_scale : float, optional
+        :math:`c` of the metric :math:`c \langle U, W \rangle`; default: the mean squared
+        gain of the map, from about 2 for thin frames to 16 for square ones (Note [metric
+        scale]). ``1.0`` is the Euclidean metric of earlier releases.
 
     Notes
     -----
@@ -323,9 +460,29 @@ class TCWY(_FlatVectors):
 
     name = "TCWY"
 
+    def __init__(
+        self, *, det: int = 1, gauge: str = "auto", metric_scale: float | None = None
+    ) -> None:
+        super().__init__(det=det, gauge=gauge, metric_scale=metric_scale)
+
+    def extra_repr(self) -> str:
+        """Describe the options in the repr."""
+        return f"det={self.det:+d}, {self._options()}"
+
+    @staticmethod
+    @lru_cache(maxsize=64)
+    def _gain(n: int, count: int) -> float:
+        denominator = n * (2 * n - count - 1)
+        return 4 * ((n - 2) * (n + count) + 2 * n * count) / denominator if denominator else 1.0
+
+    def _flips(self, shape: tuple[int, ...]) -> bool:
+        n, m = shape[-2:]
+        return n == m and (-1) ** n != self.det
+
     def matrix(self, x: Tensor) -> Tensor:
         r"""Return the Stiefel matrix :math:`\Omega(V)`, shape ``(*, N, M)``, differentiably."""
-        return tcwy(x)
+        w = tcwy(x)
+        return flip_last_column(w) if self._flips(x.shape) else w
 
     def from_matrix(self, m: Tensor, *, atol: float | None = None) -> ManifoldTensor:
         """Return unit vectors ``V`` with ``matrix(V) == m`` (:func:`~cwy_manifolds.tcwy_inverse`).
@@ -334,17 +491,12 @@ class TCWY(_FlatVectors):
         ------
         ValueError
             If ``m`` does not have orthonormal columns within ``atol``, or is square with
-            determinant :math:`-(-1)^N`.
+            determinant ``-det``.
         """
         m = _check_orthonormal(m, "m", atol)
-        v, wrong_det = _reflection_vectors(m)
+        v, wrong_det = _reflection_vectors(flip_last_column(m) if self._flips(m.shape) else m)
         if bool(wrong_det.any()):
-            n = m.shape[-1]
-            raise ValueError(
-                f"m must have determinant (-1)^N = {(-1) ** n:+d} for TCWY with M = N = {n}; "
-                f"got {int(wrong_det.sum())} of {wrong_det.numel() or 1} with the other sign. "
-                "Use CWY(det=...) to choose the component of a square matrix"
-            )
+            raise wrong_component("TCWY", self.det, wrong_det)
         return self._point(v.to(m.dtype))
 
     def random(
@@ -356,14 +508,11 @@ class TCWY(_FlatVectors):
     ) -> ManifoldTensor:
         """Return a point whose matrix is Haar-distributed on St(N, M); ``size`` is ``(*, N, M)``.
 
-        For ``M = N`` the matrix is Haar on the component with determinant
-        :math:`(-1)^N`.
+        For ``M = N``, Haar on the component ``det``.
         """
         shape = matrix_shape(size, "TCWY")
-        det = (-1) ** shape[-1]  # only used when square
-        return self.from_matrix(
-            haar(shape, det=det, dtype=dtype, device=device, generator=generator)
-        )
+        q = haar(shape, det=self.det, dtype=dtype, device=device, generator=generator)
+        return self.from_matrix(q)
 
     def origin(
         self,
@@ -374,8 +523,8 @@ class TCWY(_FlatVectors):
     ) -> ManifoldTensor:
         r"""Return a point standing for :math:`[I; 0]`; ``size`` is ``(*, N, M)``.
 
-        For ``M = N`` odd it stands for :math:`D = \operatorname{diag}(1, \dots, 1, -1)`
-        (the identity has the other determinant). ``seed`` is ignored. A singular point
-        of the map (Note [singular at the identity]).
+        For ``M = N`` and ``det = -1`` it stands for
+        :math:`D = \operatorname{diag}(1, \dots, 1, -1)`. ``seed`` is ignored. A singular
+        point of the map (Note [singular at the identity]).
         """
         return self._last_units(matrix_shape(size, "TCWY"), dtype, device)

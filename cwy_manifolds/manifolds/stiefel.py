@@ -20,6 +20,12 @@ the retraction. ``component_inner`` is geoopt's default, one scalar per matrix, 
 ``RiemannianAdam`` adapts one step size per matrix (unlike :class:`~cwy_manifolds.CWY`,
 whose ``component_inner`` is elementwise). Half-precision points are computed in
 float32 and returned in their dtype.
+
+For square shapes, ``det`` selects a component of :math:`O(N)` (Note [components] in
+``_base.py``): the default ``None`` is all of :math:`O(N)`, where ``random`` lands in
+either component; with ``det=+1`` it lands in :math:`SO(N)`, ``origin`` is :math:`I`, and
+``from_matrix`` refuses determinant -1. Every retraction here is continuous in the step,
+so an optimizer stays in the component it starts in.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from torch import Tensor
 
 from .._checks import work_dtype
 from ..inverse import _check_orthonormal
-from ._base import MatrixManifold, haar, matrix_shape
+from ._base import MatrixManifold, check_det, flip_last_column, haar, matrix_shape, wrong_component
 
 __all__ = ["CayleyStiefel", "ExpStiefel", "QRStiefel"]
 
@@ -71,6 +77,17 @@ class _Stiefel(MatrixManifold):
     """Shared geometry of the retraction-based Stiefel manifolds (see module doc)."""
 
     reversible = False
+
+    def __init__(self, *, det: int | None = None) -> None:
+        super().__init__()
+        self.det = check_det(det, type(self).__name__, allow_none=True)
+
+    def extra_repr(self) -> str:
+        """Describe the options in the repr."""
+        return f"det={'None' if self.det is None else f'{self.det:+d}'}"
+
+    def _restricts(self, shape: tuple[int, ...]) -> bool:
+        return self.det is not None and shape[-1] == shape[-2]
 
     def _check_point_on_manifold(
         self, x: Tensor, *, atol: float = 1e-5, rtol: float = 1e-5
@@ -130,8 +147,20 @@ class _Stiefel(MatrixManifold):
         return x
 
     def from_matrix(self, m: Tensor, *, atol: float | None = None) -> ManifoldTensor:
-        """Return a copy of ``m`` as a point, after checking its columns are orthonormal."""
+        """Return a copy of ``m`` as a point, after checking its columns are orthonormal.
+
+        Raises
+        ------
+        ValueError
+            If ``m`` does not have orthonormal columns within ``atol``, or is square with
+            determinant ``-det`` (when ``det`` is set).
+        """
         m = _check_orthonormal(m, "m", atol)
+        if self._restricts(m.shape) and m.shape[-1]:
+            wrong = torch.linalg.slogdet(m.detach().to(work_dtype(m.dtype))).sign * self.det < 0
+            if bool(wrong.any()):
+                hint = " (det=None: both)"
+                raise wrong_component(type(self).__name__, self.det, wrong, hint)
         return self._point(m.detach().clone())
 
     def random(
@@ -141,9 +170,13 @@ class _Stiefel(MatrixManifold):
         device: torch.device | str | None = None,
         generator: torch.Generator | None = None,
     ) -> ManifoldTensor:
-        """Return a Haar-distributed point; ``size`` is ``(*, N, M)``, ``M <= N``."""
+        """Return a Haar-distributed point; ``size`` is ``(*, N, M)``, ``M <= N``.
+
+        Square shapes: Haar on the component ``det`` (on all of :math:`O(N)` for None).
+        """
         shape = matrix_shape(size, self.name)
-        return self._point(haar(shape, dtype=dtype, device=device, generator=generator))
+        q = haar(shape, det=self.det, dtype=dtype, device=device, generator=generator)
+        return self._point(q)
 
     def origin(
         self,
@@ -152,9 +185,14 @@ class _Stiefel(MatrixManifold):
         device: torch.device | str | None = None,
         seed: int | None = 42,
     ) -> ManifoldTensor:
-        """Return :math:`[I; 0]`; ``size`` is ``(*, N, M)``; ``seed`` is ignored."""
+        r"""Return :math:`[I; 0]`; ``size`` is ``(*, N, M)``; ``seed`` is ignored.
+
+        For square shapes and ``det = -1``, :math:`D = \operatorname{diag}(1, \dots, 1, -1)`.
+        """
         shape = matrix_shape(size, self.name)
         eye = torch.eye(shape[-2], shape[-1], dtype=dtype, device=device)
+        if self._restricts(shape) and self.det == -1 and shape[-1]:
+            eye = flip_last_column(eye)
         return self._point(eye.expand(shape).clone())
 
 

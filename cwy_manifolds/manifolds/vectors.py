@@ -1,10 +1,14 @@
-"""Care of reflection-vector parameters: renormalising them, and weight decay.
+"""Care of reflection-vector parameters: renormalising, the gauge of Adam, weight decay.
 
 The matrix depends on each column of the vectors only through its direction (Note [scale
-invariance] in ``cwy.py``): gradient steps only grow the columns, which shrinks the
+invariance] in ``cwy.py``): plain gradient steps only grow the columns, which shrinks the
 effective step on their directions like ``lr / ||v||^2``, and weight decay only shrinks
-them. :func:`renormalize_` resets the norms without changing the matrix, and the
-package warns once per optimizer when weight decay applies to such parameters.
+them. geoopt's optimizers on :class:`~cwy_manifolds.CWY`/:class:`~cwy_manifolds.TCWY`
+keep unit columns by default (Note [gauge]); for ``torch.optim`` optimizers, which know
+no manifold, :func:`renormalize_` resets the norms without changing the matrix. An
+optimizer step pre-hook records the parameters of Adam-type optimizers, whose steps the
+default gauge leaves free, and warns once per optimizer when weight decay applies to
+reflection vectors.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from .cwy import CWY, TCWY
+from .cwy import _ADAPTIVE, CWY, TCWY
 
 __all__ = ["renormalize_"]
 
@@ -48,7 +52,9 @@ def renormalize_(
     ``max_exp_avg_sq``) by :math:`c^2`, as if the run had been at the new scale. Plain SGD
     grows the norms (Note [scale invariance]), shrinking the effective step
     :math:`\mathrm{lr} / \|v_i\|^2`; renormalising every few hundred steps keeps it at
-    ``lr`` (see ``scripts/long_run.py`` and the user guide for measurements).
+    ``lr`` (see ``scripts/long_run.py`` and the user guide for measurements). geoopt's
+    ``RiemannianSGD`` needs none of this: with the default gauge its steps keep unit
+    columns (Note [gauge] in ``cwy.py``).
 
     Parameters
     ----------
@@ -135,4 +141,27 @@ def _warn_on_weight_decay(optimizer: torch.optim.Optimizer, *args: object) -> No
             return
 
 
+_recorded: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _record_adaptive(optimizer: torch.optim.Optimizer, *args: object) -> None:
+    """Optimizer step pre-hook: record the vectors an Adam-type optimizer steps (Note [gauge]).
+
+    Adam-type means per-coordinate adaptive steps with first and second moments, told by
+    ``betas`` in the defaults (geoopt's ``RiemannianAdam``, ``torch.optim.Adam``, ...).
+    The parameters are walked again only when their number changes.
+    """
+    if "betas" not in optimizer.defaults:
+        return
+    count = sum(len(group["params"]) for group in optimizer.param_groups)
+    if _recorded.get(optimizer) == count:
+        return
+    _recorded[optimizer] = count
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if _vector_manifold(p):
+                _ADAPTIVE[id(p)] = p
+
+
 register_optimizer_step_pre_hook(_warn_on_weight_decay)
+register_optimizer_step_pre_hook(_record_adaptive)
