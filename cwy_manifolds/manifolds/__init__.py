@@ -49,7 +49,7 @@ def get_manifold(name: str, **kwargs: object) -> MatrixManifold:
     --------
     >>> from cwy_manifolds import get_manifold
     >>> get_manifold("cwy", det=-1)
-    CWY(det=-1, n_reflections=None) manifold
+    CWY(det=-1, n_reflections=None, gauge='auto') manifold
     """
     if name not in MANIFOLDS:
         raise ValueError(f"name must be one of {', '.join(MANIFOLDS)}; got {name!r}")

@@ -92,15 +92,15 @@ def check_det(det: object, name: str, *, allow_none: bool) -> int | None:
         return None
     if isinstance(det, numbers.Integral) and not isinstance(det, bool) and int(det) in (1, -1):
         return int(det)
+    kind = f" (an int is required, not {type(det).__name__})" if det in (1, -1) else ""
     if allow_none:
-        raise ValueError(f"det must be +1 or -1 (an int) or None (both components); got {det!r}")
-    reason = (
-        ": a fixed number of reflections reaches one component of O(N) only (Note "
-        "[determinant parity]); choose +1 or -1"
-        if det is None
-        else ""
-    )
-    raise ValueError(f"det must be +1 or -1 (an int) for {name}; got {det!r}{reason}")
+        raise ValueError(f"det must be +1 or -1, or None for both components; got {det!r}{kind}")
+    if det is None:
+        kind = (
+            ": a fixed number of reflections reaches one component of O(N) only (Note "
+            f"[determinant parity]), so {name} needs +1 or -1"
+        )
+    raise ValueError(f"det must be +1 or -1; got {det!r}{kind}")
 
 
 def wrong_component(name: str, det: int, wrong: Tensor, hint: str = "") -> ValueError:

@@ -20,44 +20,51 @@ parameters. Points made by ``random``, ``origin`` and ``from_matrix`` have unit 
 
 Note [gauge]
 ~~~~~~~~~~~~
-Rescaling a column changes no matrix, so the step may choose the norms freely: that
-choice is the gauge. ``gauge="unit"`` steps to :math:`V + U` and divides each column by
-its norm, so the matrix is exactly that of :math:`V + U` (still no retraction of the
-matrix) and every step starts from unit columns: the effective step is the same at step
-1 and at step :math:`10^5`. The optimizer state needs no rescaling: every gradient is
-taken at unit columns, so momentum and Adam's moments stay in the same units, and
-transport is the identity (projecting the momentum onto the columns' tangent spaces
-measured slower). ``gauge="free"`` is the plain :math:`V + U` of earlier releases: the
-norms grow (Note [scale invariance]). ``gauge="auto"``, the default, is ``"unit"``
-except for the parameters of Adam-type optimizers (those whose defaults have ``betas``,
-such as geoopt's ``RiemannianAdam``), whose steps are ``"free"``: for Adam the growing
-norms act as a learning-rate decay, which reached tight tolerances faster on the
-benchmark suite (``scripts/steps_bench.py``; the user guide has the figures), while for
-SGD, with or without momentum, they only slow it down. The optimizer of a parameter is
-recorded by an optimizer step pre-hook (``vectors.py``).
+Rescaling a column changes no matrix, so a step may set the norms freely: that choice
+is the gauge.
+
+``gauge="unit"`` steps to :math:`V + U` and divides each column by its norm: the matrix
+is exactly that of :math:`V + U` (still no retraction of the matrix) and every step
+starts from unit columns, so the effective step is the same at step 1 and at step
+:math:`10^5`. The optimizer state needs no rescaling: every gradient is taken at unit
+columns, so momentum and Adam's moments stay in the same units, and transport is the
+identity (projecting the momentum onto the tangent spaces of the columns' spheres
+measured slower). The metric is scaled (Note [metric scale]).
+
+``gauge="free"`` is the geometry of earlier releases, bit for bit: the plain step
+:math:`V + U` and the Euclidean metric; the norms grow (Note [scale invariance]) and
+geoopt's ``RiemannianAdam`` is ``torch.optim.Adam``.
+
+``gauge="auto"``, the default, is ``"unit"``, except for the parameters of Adam-type
+optimizers (those whose defaults have ``betas``, such as geoopt's ``RiemannianAdam``),
+which get ``"free"``: Adam's steps do not scale with the gradient, so the growing norms
+act as a learning-rate decay, which reached tight tolerances as fast or faster on the
+benchmark suite (``scripts/steps_bench.py``, figures in the user guide), while for SGD,
+with or without momentum, they only shrink the step. An optimizer step pre-hook
+(``vectors.py``) records which parameters Adam-type optimizers step.
 
 Note [metric scale]
 ~~~~~~~~~~~~~~~~~~~
-The map :math:`V \mapsto` matrix scales steps: a step :math:`U` orthogonal to the unit
+The map :math:`V \mapsto` matrix scales steps: a step :math:`U` orthogonal to unit
 columns moves a CWY matrix by :math:`2\sqrt{2}\,\|U\|_F` on average, and SGD moves the
 matrix by :math:`J J^\top` times the matrix gradient, :math:`J` the Jacobian. So that
 one learning rate moves the matrix about as much as on the Stiefel manifolds (whose
-retractions are first-order: gain 1), the metric is :math:`c \langle U, W \rangle` with
-:math:`c` the mean squared singular value of :math:`J` at Haar points with unit columns,
-:math:`\|J\|_F^2 / \operatorname{rank} J`:
+retractions are first-order: gain 1), the unit gauge uses the metric
+:math:`c \langle U, W \rangle`, with :math:`c` the mean squared singular value of
+:math:`J` at Haar points with unit columns, :math:`\|J\|_F^2 / \operatorname{rank} J`:
 
 .. math::
 
     c_{\mathrm{CWY}} = \frac{16 (N - 1)}{2N - 1 - L}, \qquad
-    c_{\mathrm{T\text{-}CWY}} = \frac{4 \bigl((N - 2)(N + M) + 2 N M\bigr)}{N (2N - M - 1)},
+    c_{\mathrm{T\text{-}CWY}} = \frac{4 \bigl((N - 2)(N + M) + 2 N M\bigr)}{N (2N - M - 1)}.
 
-16 for square matrices, tending to 2 for thin T-CWY frames (each reflection moves the
-frame by :math:`4 (\,(N - 2) a_i + M) / (N - 1)` per unit step, with
-:math:`a_i = \|Y_i^\top u_i\|^2` about :math:`(1 + M/N)/2` at Haar points). The
-Riemannian gradient is the Euclidean one divided by :math:`c`, and ``component_inner``
-is :math:`c\, U \odot W`, so geoopt's ``RiemannianAdam`` is ``torch.optim.Adam`` with
-learning rate :math:`\mathrm{lr}/\sqrt{c}` (and ``eps`` times :math:`\sqrt{c}`).
-``metric_scale=1.0`` gives the Euclidean metric of earlier releases.
+That is 16 for square matrices, tending to 2 for thin T-CWY frames: a vector moves the
+matrix by :math:`4 ((N - 2) a_i + M) / (N - 1)` per unit step, squared, with
+:math:`a_i = \|Y_i^\top u_i\|^2` (:math:`Y_i` the first :math:`M` columns of the
+reflections after it) equal to 1 for CWY and about :math:`(1 + M/N)/2` for T-CWY, over
+a set of dimension :math:`\operatorname{rank} J`. The Riemannian gradient is the
+Euclidean one divided by :math:`c`, and ``component_inner`` is :math:`c\, U \odot W`.
+The free gauge keeps :math:`c = 1`.
 
 Note [singular at the identity]
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -71,7 +78,6 @@ most half the space, and the derivative then reaches only part of the tangent sp
 
 from __future__ import annotations
 
-import math
 import weakref
 from functools import lru_cache
 
@@ -104,37 +110,26 @@ _ADAPTIVE: weakref.WeakValueDictionary[int, Tensor] = weakref.WeakValueDictionar
 class _FlatVectors(MatrixManifold):
     """Flat geometry on reflection vectors ``V`` (Notes [gauge] and [metric scale])."""
 
-    def __init__(self, *, det: int, gauge: str, metric_scale: float | None) -> None:
+    def __init__(self, *, det: int, gauge: str) -> None:
         super().__init__()
         self.det = check_det(det, type(self).__name__, allow_none=False)
         if gauge not in GAUGES:
             raise ValueError(f"gauge must be one of {', '.join(map(repr, GAUGES))}; got {gauge!r}")
-        if metric_scale is not None and not (
-            isinstance(metric_scale, (int, float))
-            and not isinstance(metric_scale, bool)
-            and 0 < metric_scale < math.inf
-        ):
-            raise ValueError(f"metric_scale must be a positive float or None; got {metric_scale!r}")
         self.gauge = gauge
-        self.metric_scale = None if metric_scale is None else float(metric_scale)
         self.reversible = gauge == "free"  # normalising is not undone by -u
-
-    def _options(self) -> str:
-        scale = "" if self.metric_scale is None else f", metric_scale={self.metric_scale:g}"
-        return f"gauge={self.gauge!r}{scale}"
 
     @staticmethod
     def _gain(n: int, count: int) -> float:
         """:math:`c` of Note [metric scale] for ``count`` vectors of length ``n``."""
         raise NotImplementedError
 
-    def _metric(self, x: Tensor) -> float:
-        if self.metric_scale is not None:
-            return self.metric_scale
-        return self._gain(x.shape[-2], x.shape[-1])
-
     def _free(self, x: Tensor) -> bool:
+        """Whether ``x`` takes free steps (Note [gauge])."""
         return self.gauge == "free" or (self.gauge == "auto" and _ADAPTIVE.get(id(x)) is x)
+
+    def _metric(self, x: Tensor) -> float:
+        """:math:`c` at ``x``: 1 in the free gauge, the gain otherwise (Note [metric scale])."""
+        return 1.0 if self._free(x) else self._gain(x.shape[-2], x.shape[-1])
 
     def _check_point_on_manifold(
         self, x: Tensor, *, atol: float = 1e-5, rtol: float = 1e-5
@@ -191,9 +186,10 @@ class _FlatVectors(MatrixManifold):
         return (u * v).sum(dim=(-2, -1), keepdim=keepdim) * self._metric(x)
 
     def component_inner(self, x: Tensor, u: Tensor, v: Tensor | None = None) -> Tensor:
-        r"""Elementwise :math:`c\, u \odot v`: ``RiemannianAdam`` is ``torch.optim.Adam`` here.
+        r"""Elementwise :math:`c\, u \odot v` (:math:`c = 1` in the free gauge).
 
-        With learning rate :math:`\mathrm{lr} / \sqrt{c}` (Note [metric scale]).
+        So ``RiemannianAdam`` is ``torch.optim.Adam`` on the vectors in the free gauge
+        (the default for it), and with ``lr / sqrt(c)`` in the unit gauge.
         """
         v = u if v is None else v
         return (u * v * self._metric(x)).expand(torch.broadcast_shapes(x.shape, u.shape, v.shape))
@@ -203,7 +199,7 @@ class _FlatVectors(MatrixManifold):
         return u
 
     def egrad2rgrad(self, x: Tensor, u: Tensor) -> Tensor:
-        """Return ``u / c``, the gradient of the metric of Note [metric scale]."""
+        """Return ``u / c``, the gradient of the metric (Note [metric scale])."""
         return u / self._metric(x)
 
     def projx(self, x: Tensor) -> Tensor:
@@ -253,21 +249,19 @@ class CWY(_FlatVectors):
         instead of :math:`2 N^3`.
     gauge : {"auto", "unit", "free"}, default "auto"
         How a step sets the column norms, on which no matrix depends (Note [gauge] in
-        ``cwy_manifolds/manifolds/cwy.py``): ``"unit"`` keeps unit columns, so the
-        effective step never shrinks; ``"free"`` is the plain :math:`V + U`, whose
-        growing norms shrink it; ``"auto"`` is ``"unit"``, and ``"free"`` for the
-        parameters of Adam-type optimizers (measured faster there).
-    metric_scale : float, optional
-        :math:`c` of the metric :math:`c \langle U, W \rangle`; default: the mean squared
-        gain of the map, 16 for :math:`L = N` (Note [metric scale]), so that a learning
-        rate moves the matrix about as much as on the Stiefel manifolds. ``1.0`` is the
-        Euclidean metric of earlier releases.
+        ``cwy_manifolds/manifolds/cwy.py``). ``"unit"`` keeps unit columns, so the
+        effective step never shrinks, with the metric scaled so that a learning rate
+        moves the matrix about as much as on the Stiefel manifolds (Note [metric
+        scale]); ``"free"`` is the plain :math:`V + U` and Euclidean metric of earlier
+        releases, whose growing norms shrink the step; ``"auto"`` is ``"unit"``, and
+        ``"free"`` for the parameters of Adam-type optimizers (measured faster there).
 
     Notes
     -----
     Geometry: flat, on the vectors (module ``cwy_manifolds.manifolds.cwy``): ``retr``
-    moves to :math:`V + U` (unit columns by default), gradients are Euclidean divided by
-    :math:`c`, transport is the identity, ``component_inner`` is elementwise. ``dist``
+    moves to :math:`V + U` (unit columns by default), gradients are Euclidean (divided
+    by :math:`c = 16` for :math:`L = N` in the unit gauge), transport is the identity,
+    ``component_inner`` is elementwise. ``dist``
     and ``logmap`` act in parameter space. Keep weight decay off for :math:`V` (Note
     [scale invariance]). ``random`` and ``origin`` take the shape of the matrix,
     ``(*, N, N)`` (Note [sizes are matrix shapes]); ``origin`` is a singular point of the
@@ -293,9 +287,8 @@ class CWY(_FlatVectors):
         det: int = 1,
         n_reflections: int | None = None,
         gauge: str = "auto",
-        metric_scale: float | None = None,
     ) -> None:
-        super().__init__(det=det, gauge=gauge, metric_scale=metric_scale)
+        super().__init__(det=det, gauge=gauge)
         if n_reflections is not None and (
             isinstance(n_reflections, bool)
             or not isinstance(n_reflections, int)
@@ -306,7 +299,7 @@ class CWY(_FlatVectors):
 
     def extra_repr(self) -> str:
         """Describe the options in the repr."""
-        return f"det={self.det:+d}, n_reflections={self.n_reflections}, {self._options()}"
+        return f"det={self.det:+d}, n_reflections={self.n_reflections}, gauge={self.gauge!r}"
 
     @staticmethod
     @lru_cache(maxsize=64)
@@ -435,11 +428,9 @@ class TCWY(_FlatVectors):
         For square shapes only (ignored for :math:`M < N`): the component of
         :math:`O(N)`, as for :class:`CWY`.
     gauge : {"auto", "unit", "free"}, default "auto"
-        How a step sets the column norms, as for :class:`CWY` (Note [gauge]).
-    metric_scale : float, optional
-        :math:`c` of the metric :math:`c \langle U, W \rangle`; default: the mean squared
-        gain of the map, from about 2 for thin frames to 16 for square ones (Note [metric
-        scale]). ``1.0`` is the Euclidean metric of earlier releases.
+        How a step sets the column norms, as for :class:`CWY` (Note [gauge]). The metric
+        of the unit gauge is scaled by about 2 for thin frames, up to 16 for square
+        ones (Note [metric scale]).
 
     Notes
     -----
@@ -460,14 +451,12 @@ class TCWY(_FlatVectors):
 
     name = "TCWY"
 
-    def __init__(
-        self, *, det: int = 1, gauge: str = "auto", metric_scale: float | None = None
-    ) -> None:
-        super().__init__(det=det, gauge=gauge, metric_scale=metric_scale)
+    def __init__(self, *, det: int = 1, gauge: str = "auto") -> None:
+        super().__init__(det=det, gauge=gauge)
 
     def extra_repr(self) -> str:
         """Describe the options in the repr."""
-        return f"det={self.det:+d}, {self._options()}"
+        return f"det={self.det:+d}, gauge={self.gauge!r}"
 
     @staticmethod
     @lru_cache(maxsize=64)
