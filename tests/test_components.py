@@ -81,7 +81,7 @@ def test_reflections_need_a_component(name):
     """A fixed number of reflections reaches one component: det=None is impossible."""
     cls = CLASSES[name]
     assert cls().det == 1
-    with pytest.raises(ValueError, match="det must be .* one component"):
+    with pytest.raises(ValueError, match=r"det must be .* one component"):
         cls(det=None)
 
 
