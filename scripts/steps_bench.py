@@ -309,20 +309,20 @@ def plot(path: Path, steps: int) -> None:
 
     problem = pca(64, 8)
     start = cm.QRStiefel().random(64, 8, dtype=F64, generator=torch.Generator().manual_seed(1))
-    lines = {
-        "QRStiefel": cm.QRStiefel,
-        "TCWY (default: unit gauge)": cm.TCWY,
-        "TCWY(gauge='free') (as shipped)": lambda: cm.TCWY(gauge="free"),
+    lines = {  # label -> (factory, color)
+        "QRStiefel": (cm.QRStiefel, "C0"),
+        "TCWY (default: unit gauge)": (cm.TCWY, "C1"),
+        "TCWY(gauge='free') (as shipped)": (lambda: cm.TCWY(gauge="free"), "C2"),
     }
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for label, make in lines.items():
+    for label, (make, color) in lines.items():
         best = best_lr(problem, make, "rsgd", start, 1e-10, steps)
         lr = best.lr if best.lr is not None else 1.0
         manifold = make()
         x = geoopt.ManifoldParameter(cm.from_matrix(manifold, start))
         opt = OPTIMIZERS["rsgd"]([x], lr)
         gaps, norms = [], []
-        for _ in range(min(steps, 1500)):
+        for _ in range(min(steps, 1000)):
             opt.zero_grad()
             loss = problem.loss(cm.matrix(x))
             gaps.append(
@@ -332,9 +332,9 @@ def plot(path: Path, steps: int) -> None:
                 norms.append(float(torch.linalg.vector_norm(x.detach(), dim=-2).mean()))
             loss.backward()
             opt.step()
-        left.semilogy(gaps, label=f"{label}, lr {lr:g}")
+        left.semilogy(gaps, color=color, label=f"{label}, lr {lr:g}")
         if norms:
-            right.plot(norms, label=label)
+            right.plot(norms, color=color, label=label)
     left.axhline(1e-10, color="gray", lw=0.5)
     left.set(
         xlabel="step", ylabel="relative gap", title="(c) PCA 64x8, RiemannianSGD (momentum 0.9)"

@@ -156,7 +156,7 @@ class _FlatVectors(MatrixManifold):
         y = x + u
         if self._free(x):
             return y
-        return y / torch.linalg.vector_norm(y, dim=-2, keepdim=True)
+        return y.div_(torch.linalg.vector_norm(y, dim=-2, keepdim=True))  # y is new: in place
 
     def retr_transp(self, x: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(retr(x, u), v)``: transport is the identity (Note [gauge])."""
@@ -176,14 +176,18 @@ class _FlatVectors(MatrixManifold):
 
     def dist(self, x: Tensor, y: Tensor, *, keepdim: bool = False) -> Tensor:
         r"""Distance of the flat metric, :math:`\sqrt{c}\,\|x - y\|_F`, in parameter space."""
-        return torch.linalg.matrix_norm(x - y, keepdim=keepdim) * self._metric(x) ** 0.5
+        c = self._metric(x)
+        dist = torch.linalg.matrix_norm(x - y, keepdim=keepdim)
+        return dist if c == 1.0 else dist * c**0.5
 
     def inner(
         self, x: Tensor, u: Tensor, v: Tensor | None = None, *, keepdim: bool = False
     ) -> Tensor:
         r""":math:`c \langle u, v \rangle_F` (``v = u`` when omitted; Note [metric scale])."""
         v = u if v is None else v
-        return (u * v).sum(dim=(-2, -1), keepdim=keepdim) * self._metric(x)
+        c = self._metric(x)
+        inner = (u * v).sum(dim=(-2, -1), keepdim=keepdim)
+        return inner if c == 1.0 else inner * c
 
     def component_inner(self, x: Tensor, u: Tensor, v: Tensor | None = None) -> Tensor:
         r"""Elementwise :math:`c\, u \odot v` (:math:`c = 1` in the free gauge).
@@ -192,15 +196,18 @@ class _FlatVectors(MatrixManifold):
         (the default for it), and with ``lr / sqrt(c)`` in the unit gauge.
         """
         v = u if v is None else v
-        return (u * v * self._metric(x)).expand(torch.broadcast_shapes(x.shape, u.shape, v.shape))
+        c = self._metric(x)
+        product = u * v if c == 1.0 else u * v * c
+        return product.expand(torch.broadcast_shapes(x.shape, u.shape, v.shape))
 
     def proju(self, x: Tensor, u: Tensor) -> Tensor:
         """Return ``u``: every vector is tangent."""
         return u
 
     def egrad2rgrad(self, x: Tensor, u: Tensor) -> Tensor:
-        """Return ``u / c``, the gradient of the metric (Note [metric scale])."""
-        return u / self._metric(x)
+        """Return ``u / c``, the gradient of the metric (Note [metric scale]); ``u`` if free."""
+        c = self._metric(x)
+        return u if c == 1.0 else u / c
 
     def projx(self, x: Tensor) -> Tensor:
         """Return ``x``: every point with non-zero columns is valid (and keeps its matrix)."""
@@ -247,7 +254,7 @@ class CWY(_FlatVectors):
         elements are :math:`P D^s` with :math:`P` fixing (at least) an
         :math:`(N - L)`-dimensional subspace, at cost about :math:`2 N^2 L` flops
         instead of :math:`2 N^3`.
-    gauge : {"auto", "unit", "free"}, default "auto"
+    gauge : {"auto", "unit", "free"}, default ``"auto"``
         How a step sets the column norms, on which no matrix depends (Note [gauge] in
         ``cwy_manifolds/manifolds/cwy.py``). ``"unit"`` keeps unit columns, so the
         effective step never shrinks, with the metric scaled so that a learning rate
@@ -427,7 +434,7 @@ class TCWY(_FlatVectors):
     det : {+1, -1}, default +1
         For square shapes only (ignored for :math:`M < N`): the component of
         :math:`O(N)`, as for :class:`CWY`.
-    gauge : {"auto", "unit", "free"}, default "auto"
+    gauge : {"auto", "unit", "free"}, default ``"auto"``
         How a step sets the column norms, as for :class:`CWY` (Note [gauge]). The metric
         of the unit gauge is scaled by about 2 for thin frames, up to 16 for square
         ones (Note [metric scale]).

@@ -224,6 +224,12 @@ class CayleyStiefel(_Stiefel):
     :math:`R_{R_X(U)}(-C U) = X`. ``transp(x, y, v)``, which does not know :math:`U`,
     projects.
 
+    Parameters
+    ----------
+    det : {+1, -1, None}, default ``None``
+        For square shapes: the component of :math:`O(N)` that ``random``, ``origin`` and
+        ``from_matrix`` use, +1 for :math:`SO(N)`; None for both (Note [components]).
+
     Examples
     --------
     >>> import torch
@@ -284,6 +290,12 @@ class ExpStiefel(_Stiefel):
     over many steps (geoopt's ``stabilize`` option calls ``projx`` periodically).
     Transport projects.
 
+    Parameters
+    ----------
+    det : {+1, -1, None}, default ``None``
+        For square shapes: the component of :math:`O(N)` that ``random``, ``origin`` and
+        ``from_matrix`` use, +1 for :math:`SO(N)`; None for both (Note [components]).
+
     Examples
     --------
     >>> import torch
@@ -311,6 +323,12 @@ class QRStiefel(_Stiefel):
     the Q factor of a thin QR decomposition with the signs fixed so that the R factor
     has a positive diagonal (which makes the map smooth and first-order correct).
     About :math:`4 N M^2` flops (Householder QR, LAPACK). Transport projects.
+
+    Parameters
+    ----------
+    det : {+1, -1, None}, default ``None``
+        For square shapes: the component of :math:`O(N)` that ``random``, ``origin`` and
+        ``from_matrix`` use, +1 for :math:`SO(N)`; None for both (Note [components]).
 
     Examples
     --------
