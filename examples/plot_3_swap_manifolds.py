@@ -32,7 +32,7 @@ start = cm.CWY().matrix(cm.CWY().random(n, n, dtype=torch.float64, generator=gen
 # The training loop does not know which manifold it runs on:
 
 
-def train(manifold, steps=200, lr=0.01):
+def train(manifold, steps=200, lr=0.1):
     x = geoopt.ManifoldParameter(cm.from_matrix(manifold, start))  # the one changing line
     optimizer = geoopt.optim.RiemannianSGD([x], lr=lr, momentum=0.9)
     losses = []

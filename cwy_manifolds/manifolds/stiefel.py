@@ -20,6 +20,12 @@ the retraction. ``component_inner`` is geoopt's default, one scalar per matrix, 
 ``RiemannianAdam`` adapts one step size per matrix (unlike :class:`~cwy_manifolds.CWY`,
 whose ``component_inner`` is elementwise). Half-precision points are computed in
 float32 and returned in their dtype.
+
+For square shapes, ``det`` selects a component of :math:`O(N)` (Note [components] in
+``_base.py``): the default ``None`` is all of :math:`O(N)`, where ``random`` lands in
+either component; with ``det=+1`` it lands in :math:`SO(N)`, ``origin`` is :math:`I`, and
+``from_matrix`` refuses determinant -1. Every retraction here is continuous in the step,
+so an optimizer stays in the component it starts in.
 """
 
 from __future__ import annotations
@@ -28,8 +34,8 @@ import torch
 from geoopt import ManifoldTensor
 from torch import Tensor
 
-from ..core import check_orthonormal, haar, work_dtype
-from ._base import MatrixManifold, matrix_shape
+from ..core import check_orthonormal, flip_last_column, haar, work_dtype
+from ._base import MatrixManifold, check_det, matrix_shape, wrong_component
 
 __all__ = ["CayleyStiefel", "ExpStiefel", "QRStiefel"]
 
@@ -70,6 +76,17 @@ class _Stiefel(MatrixManifold):
     """Shared geometry of the retraction-based Stiefel manifolds (see module doc)."""
 
     reversible = False
+
+    def __init__(self, *, det: int | None = None) -> None:
+        super().__init__()
+        self.det = check_det(det, type(self).__name__, allow_none=True)
+
+    def extra_repr(self) -> str:
+        """Describe the options in the repr."""
+        return f"det={'None' if self.det is None else f'{self.det:+d}'}"
+
+    def _restricts(self, shape: tuple[int, ...]) -> bool:
+        return self.det is not None and shape[-1] == shape[-2]
 
     def _check_point_on_manifold(
         self, x: Tensor, *, atol: float = 1e-5, rtol: float = 1e-5
@@ -129,8 +146,20 @@ class _Stiefel(MatrixManifold):
         return x
 
     def from_matrix(self, m: Tensor, *, atol: float | None = None) -> ManifoldTensor:
-        """Return a copy of ``m`` as a point, after checking its columns are orthonormal."""
+        """Return a copy of ``m`` as a point, after checking its columns are orthonormal.
+
+        Raises
+        ------
+        ValueError
+            If ``m`` does not have orthonormal columns within ``atol``, or is square with
+            determinant ``-det`` (when ``det`` is set).
+        """
         m = check_orthonormal(m, "m", atol)
+        if self._restricts(m.shape) and m.shape[-1]:
+            wrong = torch.linalg.slogdet(m.detach().to(work_dtype(m.dtype))).sign * self.det < 0
+            if bool(wrong.any()):
+                hint = " (det=None: both)"
+                raise wrong_component(type(self).__name__, self.det, wrong, hint)
         return self._point(m.detach().clone())
 
     def random(
@@ -140,9 +169,13 @@ class _Stiefel(MatrixManifold):
         device: torch.device | str | None = None,
         generator: torch.Generator | None = None,
     ) -> ManifoldTensor:
-        """Return a Haar-distributed point; ``size`` is ``(*, N, M)``, ``M <= N``."""
+        """Return a Haar-distributed point; ``size`` is ``(*, N, M)``, ``M <= N``.
+
+        Square shapes: Haar on the component ``det`` (on all of :math:`O(N)` for None).
+        """
         shape = matrix_shape(size, self.name)
-        return self._point(haar(shape, dtype=dtype, device=device, generator=generator))
+        q = haar(shape, det=self.det, dtype=dtype, device=device, generator=generator)
+        return self._point(q)
 
     def origin(
         self,
@@ -151,9 +184,14 @@ class _Stiefel(MatrixManifold):
         device: torch.device | str | None = None,
         seed: int | None = 42,
     ) -> ManifoldTensor:
-        """Return :math:`[I; 0]`; ``size`` is ``(*, N, M)``; ``seed`` is ignored."""
+        r"""Return :math:`[I; 0]`; ``size`` is ``(*, N, M)``; ``seed`` is ignored.
+
+        For square shapes and ``det = -1``, :math:`D = \operatorname{diag}(1, \dots, 1, -1)`.
+        """
         shape = matrix_shape(size, self.name)
         eye = torch.eye(shape[-2], shape[-1], dtype=dtype, device=device)
+        if self._restricts(shape) and self.det == -1 and shape[-1]:
+            eye = flip_last_column(eye)
         return self._point(eye.expand(shape).clone())
 
 
@@ -184,6 +222,12 @@ class CayleyStiefel(_Stiefel):
     new point; with it the retraction is reversible:
     :math:`R_{R_X(U)}(-C U) = X`. ``transp(x, y, v)``, which does not know :math:`U`,
     projects.
+
+    Parameters
+    ----------
+    det : {+1, -1, None}, default ``None``
+        For square shapes: the component of :math:`O(N)` that ``random``, ``origin`` and
+        ``from_matrix`` use, +1 for :math:`SO(N)`; None for both (Note [components]).
 
     Examples
     --------
@@ -245,6 +289,12 @@ class ExpStiefel(_Stiefel):
     over many steps (geoopt's ``stabilize`` option calls ``projx`` periodically).
     Transport projects.
 
+    Parameters
+    ----------
+    det : {+1, -1, None}, default ``None``
+        For square shapes: the component of :math:`O(N)` that ``random``, ``origin`` and
+        ``from_matrix`` use, +1 for :math:`SO(N)`; None for both (Note [components]).
+
     Examples
     --------
     >>> import torch
@@ -272,6 +322,12 @@ class QRStiefel(_Stiefel):
     the Q factor of a thin QR decomposition with the signs fixed so that the R factor
     has a positive diagonal (which makes the map smooth and first-order correct).
     About :math:`4 N M^2` flops (Householder QR, LAPACK). Transport projects.
+
+    Parameters
+    ----------
+    det : {+1, -1, None}, default ``None``
+        For square shapes: the component of :math:`O(N)` that ``random``, ``origin`` and
+        ``from_matrix`` use, +1 for :math:`SO(N)`; None for both (Note [components]).
 
     Examples
     --------

@@ -1,10 +1,13 @@
 """Care of reflection-vector parameters: renormalising them, and weight decay.
 
 The matrix depends on each column of the vectors only through its direction (Note [scale
-invariance] in ``cwy.py``): gradient steps only grow the columns, which shrinks the
+invariance] in ``cwy.py``): plain gradient steps only grow the columns, which shrinks the
 effective step on their directions like ``lr / ||v||^2``, and weight decay only shrinks
-them. :func:`renormalize_` resets the norms without changing the matrix, and
-:func:`check_weight_decay` warns when an optimizer applies weight decay to them.
+them. geoopt's optimizers on :class:`~cwy_manifolds.CWY`/:class:`~cwy_manifolds.TCWY`
+keep unit columns by default (Note [gauge] in ``cwy.py``); for ``torch.optim``
+optimizers, which know no manifold, :func:`renormalize_` resets the norms without
+changing the matrix, and :func:`check_weight_decay` warns when an optimizer applies
+weight decay to them.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ def renormalize_(
     ``max_exp_avg_sq``) by :math:`c^2`, as if the run had been at the new scale. Plain SGD
     grows the norms (Note [scale invariance]), shrinking the effective step
     :math:`\mathrm{lr} / \|v_i\|^2`; renormalising every few hundred steps keeps it at
-    ``lr`` (see ``scripts/long_run.py`` and the user guide for measurements).
+    ``lr`` (see ``scripts/long_run.py`` and the user guide for measurements). geoopt's
+    ``RiemannianSGD`` needs none of this: with the default gauge its steps keep unit
+    columns (Note [gauge] in ``cwy.py``).
 
     Parameters
     ----------
