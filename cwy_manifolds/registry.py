@@ -12,6 +12,8 @@ choices from one table instead of keeping lists of names:
 - ``square_only``: the method stands for square matrices only;
 - ``source``: ``"cwy_manifolds"`` or ``"geoopt"`` (geoopt's stock Stiefel manifolds,
   the peers the package is measured against);
+- ``takes_det``: the factory takes ``det``, the component of :math:`O(N)` for square
+  shapes (every manifold of the package; Note [components]);
 - ``default``: whether :func:`~cwy_manifolds.compare` runs it when no methods are named.
 
 An *optimizer* is a factory ``(params, lr) -> torch.optim.Optimizer``; ``riemannian``
@@ -35,7 +37,7 @@ Examples
 >>> METHODS["qr"].accepts(OPTIMIZERS["adam"])  # torch's Adam would leave the manifold
 False
 >>> get_manifold("cwy", det=-1)
-CWY(det=-1, n_reflections=None) manifold
+CWY(det=-1, n_reflections=None, gauge='auto') manifold
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ class Method:
         Stands for square matrices only.
     source : str
         ``"cwy_manifolds"`` or ``"geoopt"``.
+    takes_det : bool
+        The factory takes ``det=+1`` or ``-1``, the component of :math:`O(N)` of square
+        matrices (Note [components]); geoopt's manifolds do not.
     default : bool
         Run by :func:`~cwy_manifolds.compare` when no methods are named.
     summary : str
@@ -87,6 +92,7 @@ class Method:
     flat: bool
     square_only: bool = False
     source: str = "cwy_manifolds"
+    takes_det: bool = True
     default: bool = True
     summary: str = ""
 
@@ -137,6 +143,7 @@ METHODS: dict[str, Method] = _methods(
         geoopt.CanonicalStiefel,
         flat=False,
         source="geoopt",
+        takes_det=False,
         summary="geoopt's stock Stiefel(): Cayley map of the canonical metric",
     ),
     Method(
@@ -144,6 +151,7 @@ METHODS: dict[str, Method] = _methods(
         geoopt.EuclideanStiefel,
         flat=False,
         source="geoopt",
+        takes_det=False,
         default=False,
         summary="geoopt's EuclideanStiefel: QR retraction",
     ),
@@ -152,6 +160,7 @@ METHODS: dict[str, Method] = _methods(
         geoopt.EuclideanStiefelExact,
         flat=False,
         source="geoopt",
+        takes_det=False,
         default=False,
         summary="geoopt's EuclideanStiefelExact: exponential map",
     ),
@@ -224,6 +233,6 @@ def get_manifold(name: str, **options: object) -> geoopt.manifolds.Manifold:
     --------
     >>> from cwy_manifolds import get_manifold
     >>> get_manifold("tcwy")
-    TCWY manifold
+    TCWY(det=+1, gauge='auto') manifold
     """
     return get_method(name).manifold(**options)

@@ -20,6 +20,7 @@ CASES = {
     "tcwy-wide": ((3, 7), {}),
     "tcwy-square-even": ((4, 4), {"method": "tcwy"}),
     "tcwy-square-odd": ((5, 5), {"method": "tcwy"}),
+    "tcwy-square-det-1": ((4, 4), {"method": "tcwy", "det": -1}),
 }
 DTYPES = {"float64": F64, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -30,11 +31,11 @@ def linear(shape, dtype=F64, **options):
 
 
 def det_of(shape, options):
-    """Determinant the case reaches, None for non-square weights."""
-    n = shape[0]
+    """Determinant the case reaches, None for non-square weights: the manifold's ``det``,
+    default +1 for "cwy" and "tcwy" alike (T-CWY uses the sign flip D like CWY)."""
     if shape[0] != shape[1]:
         return None
-    return (-1) ** n if options.get("method") == "tcwy" else options.get("det", 1)
+    return options.get("det", 1)
 
 
 def gram_error(w):

@@ -149,8 +149,8 @@ def test_manifold_instances_labels_and_optimizer_factories():
     assert result.pairs() == [
         ("tcwy-gauge", "plain-rsgd"),
         ("tcwy-gauge", "radam"),
-        ("QRStiefel", "plain-rsgd"),
-        ("QRStiefel", "radam"),
+        ("QRStiefel(det=None)", "plain-rsgd"),
+        ("QRStiefel(det=None)", "radam"),
         ("cayley", "plain-rsgd"),
         ("cayley", "radam"),
     ]
@@ -208,7 +208,10 @@ def test_line_search_runs_on_cwy():
         ({"methods": ["cwy"]}, "cwy stands for square matrices"),
         ({"methods": []}, "methods must name at least one"),
         ({"methods": [torch.eye(2)]}, "methods must be registry names or geoopt manifolds"),
-        ({"methods": [cm.QRStiefel(), cm.QRStiefel()]}, "labels must be unique; got 'QRStiefel'"),
+        (
+            {"methods": [cm.QRStiefel(), cm.QRStiefel()]},
+            "labels must be unique; got 'QRStiefel\\(det=None\\)'",
+        ),
         ({"optimizers": ["lbfgs"]}, "optimizers must be among rsgd, radam, .*; got 'lbfgs'"),
         ({"optimizers": [3]}, "optimizers must be registry names or factories"),
         ({"methods": ["qr"], "optimizers": ["adam"]}, "optimizer 'adam' cannot run on method 'qr'"),

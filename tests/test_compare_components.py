@@ -36,38 +36,44 @@ def test_every_method_reaches_a_determinant_minus_one_optimum(det_minus_one):
         threads=1,
     )
     methods = {r.method for r in result.runs}
-    assert {"cwy", "cayley", "exp", "qr", "geoopt-canonical", "pymanopt"} <= methods
+    assert {"cwy", "tcwy", "cayley", "exp", "qr", "geoopt-canonical", "pymanopt"} <= methods
     for run in result.runs:
         assert _det(run.point) == -1, run.label
         assert run.converged, run.label
         assert run.gap[-1] <= 1e-6, run.label
     assert not result.warnings
-    assert any("skipped tcwy" in note and "determinant -1" in note for note in result.notes)
+    assert not any(note.startswith("skipped") for note in result.notes)
 
 
-def test_cwy_is_built_with_the_reference_determinant(det_minus_one):
-    (cwy,) = resolve_methods(["cwy"], det_minus_one)
-    assert cwy.takes_det
-    assert cwy.manifold(-1).det == -1
-    (qr,) = resolve_methods(["qr"], det_minus_one)
-    assert not qr.takes_det
-    assert isinstance(qr.manifold(-1), cm.QRStiefel)
+@pytest.mark.parametrize("name", ["cwy", "tcwy", "cayley", "exp", "qr"])
+def test_every_package_manifold_is_built_with_the_reference_determinant(det_minus_one, name):
+    (choice,) = resolve_methods([name], det_minus_one)
+    assert choice.takes_det
+    assert choice.manifold(-1).det == -1
+    assert choice.manifold(1).det == 1
+
+
+def test_geoopt_manifolds_start_from_the_matrix(det_minus_one):
+    (choice,) = resolve_methods(["geoopt-canonical"], det_minus_one)
+    assert not choice.takes_det
+    assert choice.manifold(-1) is not None
 
 
 def test_a_method_that_cannot_reach_the_component_runs_with_a_warning(det_minus_one):
     result = compare(
         det_minus_one,
-        methods={"cwy-plus": cm.CWY(det=1), "tcwy": "tcwy"},
+        methods={"cwy-plus": cm.CWY(det=1), "qr-plus": cm.QRStiefel(det=1), "tcwy": "tcwy"},
         optimizers="radam",
         lr=0.3,
         steps=5,
         **FAST,
     )
-    assert [r.method for r in result.runs] == ["cwy-plus", "tcwy"]
-    assert all(_det(r.point) == 1 for r in result.runs)
+    assert [r.method for r in result.runs] == ["cwy-plus", "qr-plus", "tcwy"]
+    assert [_det(r.point) for r in result.runs] == [1, 1, -1]
     assert len(result.warnings) == 2
     assert all("cannot reach the optimum" in w for w in result.warnings)
     assert "warning: cwy-plus cannot stand for matrices of determinant -1" in result.format_table()
+    assert "warning: qr-plus cannot stand for matrices of determinant -1" in result.format_table()
 
 
 def test_a_run_ending_in_the_other_component_is_warned_about():
@@ -106,12 +112,13 @@ def test_without_a_reference_both_components_are_tried_and_the_better_reported()
 
 
 def test_so_problems_start_in_so():
+    """Odd n included: T-CWY applies the sign flip D for det +1, as CWY does."""
     trap = Procrustes.determinant_trap(5)
     result = compare(trap, optimizers="radam", lr=0.1, steps=3, **FAST)
     assert all(_det(r.point) == 1 for r in result.runs)
-    assert "tcwy" not in {r.method for r in result.runs}  # odd n: det -1 only
-    with pytest.raises(ConfigError, match="tcwy: m must have determinant"):
-        compare(trap, methods="tcwy", optimizers="radam", lr=0.1, **FAST)
+    assert {"cwy", "tcwy", "cayley", "exp", "qr"} <= {r.method for r in result.runs}
+    with pytest.raises(ConfigError, match="cwy-minus: m must have determinant"):
+        compare(trap, methods={"cwy-minus": cm.CWY(det=-1)}, optimizers="radam", lr=0.1, **FAST)
 
 
 def test_both_components_optimal_runs_once_in_either():

@@ -198,8 +198,11 @@ def test_rnn_prepares_the_recurrent_map_once(count, monkeypatch):
     rnn = OrthogonalRNN(3, 7, n_reflections=count)
     formed, checked = [], []
     rnn.cell.parametrizations.weight_hh[0].register_forward_hook(lambda *a: formed.append(1))
-    check = cnn.rnn.check_point
-    monkeypatch.setattr(cnn.rnn, "check_point", lambda *a: checked.append(1) or check(*a))
+    manifold = rnn.cell.parametrizations.weight_hh[0].manifold
+    check = manifold.check_point_on_manifold
+    monkeypatch.setattr(
+        manifold, "check_point_on_manifold", lambda *a, **k: checked.append(1) or check(*a, **k)
+    )
     rnn(torch.randn(5, 2, 3))
     if count is None:  # formed once (the core checks the vectors there)
         assert (len(formed), len(checked)) == (1, 0)

@@ -159,7 +159,7 @@ def test_with_value_checks_on_only_the_checks_break(name):
     assert explanation.break_reasons
     for reason in explanation.break_reasons:
         files = {Path(frame.filename).name for frame in reason.user_stack}
-        assert files & {"checks.py", "cwy.py"}, reason.reason
+        assert files & {"checks.py", "flat.py"}, reason.reason
     if name.startswith("OrthogonalRNN"):
         longer = _explain(module, torch.randn(2 * shape[0], *shape[1:]), checks=True)
         assert longer.graph_break_count == explanation.graph_break_count

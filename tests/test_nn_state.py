@@ -1,6 +1,7 @@
 """Loading state dicts: the configuration check, old checkpoints, layouts; error messages."""
 
 import io
+import re
 
 import pytest
 import torch
@@ -204,3 +205,23 @@ def test_rnn_zero_column_names_the_weight(count):
         rnn.cell.parametrizations.weight_hh.original[:, 1] = 0
     with pytest.raises(ValueError, match=r"weight_hh's reflection vectors.*zero column"):
         rnn(torch.randn(4, 2, 3))
+
+
+@pytest.mark.parametrize("n", [4, 5])
+def test_format_1_records_of_square_tcwy_keep_their_meaning(n):
+    """Format 1 saved det=None for a square "tcwy" weight, whose matrix then had the
+    determinant (-1)^N of N reflections; T-CWY now takes det (default +1) and applies
+    the sign flip, so such a record loads where det = (-1)^N and is refused elsewhere."""
+    old_det = (-1) ** n
+    saved = orthogonal(nn.Linear(n, n, dtype=F64), method="tcwy", det=old_det)
+    state = saved.state_dict()
+    key = "parametrizations.weight.0._extra_state"
+    assert state[key]["format"] == 2
+    assert state[key]["det"] == old_det
+    state[key] = {**state[key], "format": 1, "det": None}
+    same = orthogonal(nn.Linear(n, n, dtype=F64), method="tcwy", det=old_det)
+    same.load_state_dict(_round_trip(state))
+    torch.testing.assert_close(same.weight, saved.weight)
+    other = orthogonal(nn.Linear(n, n, dtype=F64), method="tcwy", det=-old_det)
+    with pytest.raises(ValueError, match=re.escape(f"det={old_det:+d}") + ".*this module"):
+        other.load_state_dict(_round_trip(state))

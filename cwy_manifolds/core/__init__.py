@@ -11,7 +11,8 @@ but torch (a test forbids geoopt, numpy and scipy imports here).
   hand-derived backward pass;
 - ``cwy_manifolds.core.inverse``: the inverse maps :func:`~cwy_manifolds.cwy_inverse`,
   :func:`~cwy_manifolds.tcwy_inverse` and :func:`~cwy_manifolds.core.few_reflections`;
-- ``cwy_manifolds.core.sampling``: Haar sampling and the sign flip :math:`D`;
+- ``cwy_manifolds.core.sampling``: Haar sampling (of matrices and of their reflection
+  vectors) and the sign flip :math:`D`;
 - ``cwy_manifolds.core.checks``: input checks and :class:`~cwy_manifolds.set_value_checks`.
 """
 
@@ -32,7 +33,7 @@ from .inverse import (
     reflection_vectors,
     tcwy_inverse,
 )
-from .sampling import flip_last_column, haar
+from .sampling import flip_last_column, haar, haar_vectors
 
 __all__ = [
     "all_true",
@@ -44,6 +45,7 @@ __all__ = [
     "few_reflections",
     "flip_last_column",
     "haar",
+    "haar_vectors",
     "has_values",
     "householder_product",
     "orthonormality_atol",

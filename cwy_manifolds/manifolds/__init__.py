@@ -13,8 +13,9 @@ from torch import Tensor
 
 from ..core import check_orthonormal
 from ._base import MatrixManifold
-from .cwy import CWY, TCWY
+from .cwy import CWY
 from .stiefel import CayleyStiefel, ExpStiefel, QRStiefel
+from .tcwy import TCWY
 from .vectors import check_weight_decay, renormalize_
 
 MatrixManifold.__module__ = __name__  # documented here, where users import it from

@@ -7,13 +7,13 @@ projection onto it :math:`U - X \operatorname{sym}(X^\top U)` (also the Riemanni
 gradient), and ``transp`` projects onto the tangent space at the new point. The three
 classes differ in their retraction only:
 
-========================  ==========================================  ==================
+========================  ==========================================  ===================
 class                     retraction                                  cost (flops)
-========================  ==========================================  ==================
-:class:`CayleyStiefel`    Cayley transform, low-rank form             ~ 20 N M^2 + 2M solve
-:class:`ExpStiefel`       exponential map (geodesic)                  ~ 8 N M^2 + expm(2M)
+========================  ==========================================  ===================
+:class:`CayleyStiefel`    Cayley transform, low-rank form             ~ 22 N M^2 + 2M solve
+:class:`ExpStiefel`       exponential map (geodesic)                  ~ 18 N M^2 + expm(2M)
 :class:`QRStiefel`        Q factor of :math:`X + U`                   ~ 4 N M^2
-========================  ==========================================  ==================
+========================  ==========================================  ===================
 
 ``expmap`` is the true exponential map (the geodesic) for all three, never an alias of
 the retraction. ``component_inner`` is geoopt's default, one scalar per matrix, so
@@ -25,7 +25,10 @@ For square shapes, ``det`` selects a component of :math:`O(N)` (Note [components
 ``_base.py``): the default ``None`` is all of :math:`O(N)`, where ``random`` lands in
 either component; with ``det=+1`` it lands in :math:`SO(N)`, ``origin`` is :math:`I`, and
 ``from_matrix`` refuses determinant -1. Every retraction here is continuous in the step,
-so an optimizer stays in the component it starts in.
+so an optimizer stays in the component it starts in. ``retr``, ``expmap`` and the
+transports broadcast ``x`` against ``u`` (and ``v``) like elementwise operations, and the
+Cayley and exponential retractions keep their results on the manifold for any step
+size and any number of steps (Note [drift] in ``stiefel_math.py``).
 """
 
 from __future__ import annotations
@@ -35,41 +38,20 @@ from geoopt import ManifoldTensor
 from torch import Tensor
 
 from ..core import check_orthonormal, flip_last_column, haar, work_dtype
-from ._base import MatrixManifold, check_det, matrix_shape, wrong_component
+from ._base import (
+    Device,
+    Generator,
+    MatrixManifold,
+    Shape,
+    any_true,
+    check_det,
+    check_finite,
+    polar,
+    wrong_component,
+)
+from .stiefel_math import broadcast_steps, exp_geodesic, settle, sym
 
 __all__ = ["CayleyStiefel", "ExpStiefel", "QRStiefel"]
-
-
-def _sym(a: Tensor) -> Tensor:
-    return (a + a.mT) / 2
-
-
-def _matrix_exp(a: Tensor) -> Tensor:
-    """:func:`torch.linalg.matrix_exp`, avoiding its single-matrix path.
-
-    For one matrix, torch (2.13, 2.14) takes a degree-8 Taylor step with a wrong
-    coefficient (pytorch/pytorch#196592): errors up to 1e-11 in float64 and 30 eps in
-    float32 for 1-norms around 0.01 to 0.5, typical of optimizer steps. The batched path
-    is accurate, so a single matrix goes through it as a batch of two.
-    """
-    if a.shape[:-2].numel() == 1:
-        return torch.linalg.matrix_exp(a.expand(2, *a.shape[-2:]))[0].reshape(a.shape)
-    return torch.linalg.matrix_exp(a)
-
-
-def _exp_geodesic(x: Tensor, u: Tensor) -> Tensor:
-    r"""Geodesic of the embedded metric (Edelman, Arias, Smith 1998, eq. 2.45).
-
-    .. math::
-
-        \operatorname{Exp}_X(U) = [X, U] \exp\begin{bmatrix} A & -S \\ I & A \end{bmatrix}
-        \begin{bmatrix} \exp(-A) \\ 0 \end{bmatrix}, \quad A = X^\top U, \ S = U^\top U.
-    """
-    a, s = x.mT @ u, u.mT @ u
-    eye, zero = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device).expand_as(a), a * 0
-    block = torch.cat([torch.cat([a, -s], dim=-1), torch.cat([eye, a], dim=-1)], dim=-2)
-    tail = torch.cat([_matrix_exp(-a), zero], dim=-2)
-    return torch.cat([x, u], dim=-1) @ (_matrix_exp(block) @ tail)
 
 
 class _Stiefel(MatrixManifold):
@@ -115,16 +97,19 @@ class _Stiefel(MatrixManifold):
 
     def proju(self, x: Tensor, u: Tensor) -> Tensor:
         r"""Project onto the tangent space: :math:`U - X \operatorname{sym}(X^\top U)`."""
-        return u - x @ _sym(x.mT @ u)
+        return u - x @ sym(x.mT @ u)
 
     def egrad2rgrad(self, x: Tensor, u: Tensor) -> Tensor:
         """Riemannian gradient of the embedded metric: the tangent projection."""
         return self.proju(x, u)
 
     def projx(self, x: Tensor) -> Tensor:
-        r"""Return the nearest point in Frobenius norm, the polar factor :math:`P Q^\top` (SVD)."""
-        p, _, qh = torch.linalg.svd(x.to(work_dtype(x.dtype)), full_matrices=False)
-        return (p @ qh).to(x.dtype)
+        r"""Return the nearest point in Frobenius norm, the polar factor :math:`P Q^\top` (SVD).
+
+        Raises ValueError for NaN/Inf entries, which have no nearest point.
+        """
+        check_finite(x, "x", "to be projected onto the manifold")
+        return polar(x).to(x.dtype)
 
     def transp(self, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
         """Transport by projection onto the tangent space at ``y``."""
@@ -135,11 +120,12 @@ class _Stiefel(MatrixManifold):
 
         ``u`` is first projected onto the tangent space: the geodesic formula leaves the
         manifold for non-tangent vectors, and geoopt's ``RiemannianSGD`` passes one on
-        its first momentum step (its buffer starts from the Euclidean gradient).
+        its first momentum step (its buffer starts from the Euclidean gradient). Any
+        step size: the result is kept on the manifold (Note [drift]).
         """
         dtype = x.dtype
-        x, u = x.to(work_dtype(dtype)), u.to(work_dtype(dtype))
-        return _exp_geodesic(x, self.proju(x, u)).to(dtype)
+        x, u = broadcast_steps(x.to(work_dtype(dtype)), u.to(work_dtype(dtype)))
+        return settle(exp_geodesic(x, self.proju(x, u))).to(dtype)
 
     def matrix(self, x: Tensor) -> Tensor:
         """Return ``x``: points are the Stiefel matrices themselves."""
@@ -157,42 +143,17 @@ class _Stiefel(MatrixManifold):
         m = check_orthonormal(m, "m", atol)
         if self._restricts(m.shape) and m.shape[-1]:
             wrong = torch.linalg.slogdet(m.detach().to(work_dtype(m.dtype))).sign * self.det < 0
-            if bool(wrong.any()):
+            if any_true(wrong):
                 hint = " (det=None: both)"
                 raise wrong_component(type(self).__name__, self.det, wrong, hint)
-        return self._point(m.detach().clone())
+        return self._point(m.detach().clone(memory_format=torch.contiguous_format))
 
-    def random(
-        self,
-        *size: int,
-        dtype: torch.dtype | None = None,
-        device: torch.device | str | None = None,
-        generator: torch.Generator | None = None,
-    ) -> ManifoldTensor:
-        """Return a Haar-distributed point; ``size`` is ``(*, N, M)``, ``M <= N``.
+    def _random(self, shape: Shape, dtype: torch.dtype, device: Device, gen: Generator) -> Tensor:
+        return haar(shape, det=self.det, dtype=dtype, device=device, generator=gen)
 
-        Square shapes: Haar on the component ``det`` (on all of :math:`O(N)` for None).
-        """
-        shape = matrix_shape(size, self.name)
-        q = haar(shape, det=self.det, dtype=dtype, device=device, generator=generator)
-        return self._point(q)
-
-    def origin(
-        self,
-        *size: int,
-        dtype: torch.dtype | None = None,
-        device: torch.device | str | None = None,
-        seed: int | None = 42,
-    ) -> ManifoldTensor:
-        r"""Return :math:`[I; 0]`; ``size`` is ``(*, N, M)``; ``seed`` is ignored.
-
-        For square shapes and ``det = -1``, :math:`D = \operatorname{diag}(1, \dots, 1, -1)`.
-        """
-        shape = matrix_shape(size, self.name)
-        eye = torch.eye(shape[-2], shape[-1], dtype=dtype, device=device)
-        if self._restricts(shape) and self.det == -1 and shape[-1]:
-            eye = flip_last_column(eye)
-        return self._point(eye.expand(shape).clone())
+    def _origin(self, shape: Shape, dtype: torch.dtype, device: Device) -> Tensor:
+        eye = torch.eye(shape[-2], shape[-1], dtype=dtype, device=device).expand(shape)
+        return flip_last_column(eye) if self._restricts(shape) and self.det == -1 else eye
 
 
 class CayleyStiefel(_Stiefel):
@@ -259,18 +220,20 @@ class CayleyStiefel(_Stiefel):
         return y + left @ torch.linalg.solve(eye - right.mT @ left / 2, right.mT @ y)
 
     def retr(self, x: Tensor, u: Tensor) -> Tensor:
-        """Cayley retraction in low-rank form (class doc)."""
-        return self._cayley(x, u, x).to(x.dtype)
+        """Cayley retraction in low-rank form (class doc), kept on the manifold (Note [drift])."""
+        x, u = broadcast_steps(x, u)
+        return settle(self._cayley(x, u, x)).to(x.dtype)
 
     def retr_transp(self, x: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Retract ``x`` along ``u`` and transport ``v`` by the same rotation, at once."""
+        x, u, v = broadcast_steps(x, u, v)
         m = x.shape[-1]
-        xv = torch.cat(torch.broadcast_tensors(x, v), dim=-1)
-        out = self._cayley(x, u, xv).to(x.dtype)
-        return out[..., :m], out[..., m:]
+        out = self._cayley(x, u, torch.cat([x, v], dim=-1))
+        return settle(out[..., :m]).to(x.dtype), out[..., m:].to(v.dtype)
 
     def transp_follow_retr(self, x: Tensor, u: Tensor, v: Tensor) -> Tensor:
         """Transport ``v`` by the rotation of the Cayley retraction along ``u``."""
+        x, u, v = broadcast_steps(x, u, v)
         return self._cayley(x, u, v).to(v.dtype)
 
 
@@ -279,15 +242,19 @@ class ExpStiefel(_Stiefel):
 
     .. math::
 
-        R_X(U) = [X, U] \exp\begin{bmatrix} A & -S \\ I & A \end{bmatrix}
-        \begin{bmatrix} \exp(-A) \\ 0 \end{bmatrix}, \qquad A = X^\top U, \ S = U^\top U,
+        R_X(U) = [X, Q] \exp\begin{bmatrix} 2A & -R^\top \\ R & 0 \end{bmatrix}
+        \begin{bmatrix} I \\ 0 \end{bmatrix} \exp(-A), \qquad A = X^\top U, \
+        Q R = U - X A,
 
     the geodesic of the embedded metric (Edelman, Arias, Smith, SIAM J. Matrix Anal.
-    Appl. 1998): two matrix exponentials of size :math:`2M` and :math:`M` and
-    :math:`O(N M^2)` flops. Exact in exact arithmetic; in floating point one step is
-    off the manifold by about :math:`\varepsilon \|U\|_F` and the points drift slowly
-    over many steps (geoopt's ``stabilize`` option calls ``projx`` periodically).
-    Transport projects.
+    Appl. 1998), in the balanced form of Zimmermann and Hüper (2022), whose
+    exponentials are of skew-symmetric matrices: two matrix exponentials of size
+    :math:`2M` and :math:`M`, one thin QR, :math:`O(N M^2)` flops. Exact in exact
+    arithmetic; in floating point one step is off the manifold by about
+    :math:`\varepsilon \|U\|_F`, and where the result is off by more than
+    :func:`~cwy_manifolds.manifolds.stiefel_math.drift_atol` (after a huge step, or after
+    many steps) it is replaced by its polar factor (Note [drift]): the iterates stay on
+    the manifold for any step size and any number of steps. Transport projects.
 
     Parameters
     ----------

@@ -19,7 +19,8 @@ import geoopt
 import torch
 from torch import Tensor
 
-from .cwy import CWY, TCWY
+from .cwy import CWY
+from .tcwy import TCWY
 
 __all__ = ["check_weight_decay", "renormalize_"]
 

@@ -4,9 +4,12 @@ A weight of shape ``(*, rows, cols)`` is a batch of matrices (the last two dimen
 in :func:`torch.nn.utils.parametrizations.orthogonal` and geotorch); with ``flatten`` a
 weight ``(rows, *rest)``, such as a convolution kernel, is one ``rows x prod(rest)``
 matrix. Each matrix is handled as a tall one: itself when ``rows >= cols``, its transpose
-otherwise. The tall matrix is ``manifold.matrix(point)`` for a manifold of the package, so
-the determinant rule, the sign flip :math:`D` and the inverse maps are the manifolds'
-(asked through ``_manifold_api``).
+otherwise. The tall matrix is ``manifold.matrix(point)`` for a manifold of the package, and
+nn asks the manifold everything else too, so that it refuses and accepts exactly what the
+manifold does: the shape of a point (``point_shape``), the determinant of a square weight
+(``det``, ``det_of``), the sign flip :math:`D` (``CWY.flips``), the nearest matrix it
+reaches (``nearest``), the inverse maps (``from_matrix``) and the check of a point
+(``check_point_on_manifold``).
 
 Note [free tensor layout]
 ~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -51,7 +54,6 @@ from torch.nn.utils import parametrize
 
 from ..manifolds import CWY, MatrixManifold
 from ..registry import METHODS
-from ._manifold_api import flips, from_matrix, nearest, point_shape
 
 #: Methods whose free parameters any ``torch.optim`` optimizer can train (flat geometry).
 FLAT_METHODS = tuple(name for name, method in METHODS.items() if method.flat)
@@ -61,8 +63,10 @@ PACKAGE_METHODS = tuple(
 )
 LAYOUTS = ("weight", "point")
 ASSIGN = ("strict", "project")
-#: Version of the configuration stored in state dicts (``get_extra_state``).
-FORMAT = 1
+#: Version of the configuration stored in state dicts (``get_extra_state``). Format 1
+#: recorded ``det=None`` for square ``"tcwy"`` weights, which then had determinant
+#: :math:`(-1)^N`; format 2 records the determinant (:func:`upgrade_configuration`).
+FORMAT = 2
 
 _REGISTRATION = parametrize.ParametrizationList.__init__.__code__
 
@@ -124,7 +128,12 @@ def make_manifold(
     flatten: bool = False,
     allowed: tuple[str, ...] = FLAT_METHODS,
 ) -> tuple[str, MatrixManifold]:
-    """Resolve the options for a weight of ``shape``: ``(method, manifold)``."""
+    """Resolve the options for a weight of ``shape``: ``(method, manifold)``.
+
+    ``det`` goes to the manifold for square weights (its default when None: +1 for
+    ``"cwy"`` and ``"tcwy"``, both components for the retraction methods); a
+    non-square weight has no determinant. ``n_reflections`` is an option of ``"cwy"``.
+    """
     _, rows, cols = matrix_view(shape, flatten, name)
     if method is None:
         method = "cwy" if rows == cols else "tcwy"
@@ -136,23 +145,37 @@ def make_manifold(
                 "only a geoopt optimizer does: use a layer with manifold_parameter=True)"
             )
         raise ValueError(f"method must be one of {quoted(allowed)}; got {method!r}{hint}")
-    if method != "cwy":
-        for option, value in (("det", det), ("n_reflections", n_reflections)):
-            if value is not None:
-                raise ValueError(
-                    f"{option} must be None for method {method!r} (only method 'cwy', for "
-                    f"square weights, has that option); got {value!r}"
-                )
-        return method, METHODS[method].manifold()
+    if method != "cwy" and n_reflections is not None:
+        raise ValueError(
+            f"n_reflections must be None for method {method!r} (only method 'cwy', for "
+            f"square weights, has that option); got {n_reflections!r}"
+        )
     why = METHODS[method].why_not(rows, cols)
     if why is not None:
         raise ValueError(
-            f"{name} must be square for method 'cwy'; got shape {tuple(shape)} ({why}; use "
-            "method='tcwy' for a tall or wide weight)"
+            f"{name} must be square for method {method!r}; got shape {tuple(shape)} ({why}; "
+            "use method='tcwy' for a tall or wide weight)"
         )
-    return method, METHODS[method].manifold(
-        det=1 if det is None else det, n_reflections=n_reflections
-    )
+    if det is not None and rows != cols:
+        raise ValueError(
+            f"det must be None for a {rows} x {cols} weight (a non-square matrix has no "
+            f"determinant, and St(N, M) with M < N is connected); got {det!r}"
+        )
+    options: dict[str, object] = {} if det is None else {"det": det}
+    if method == "cwy":
+        options["n_reflections"] = n_reflections
+    return method, METHODS[method].manifold(**options)
+
+
+def upgrade_configuration(saved: Mapping[str, object]) -> dict[str, object]:
+    """Return a saved configuration in the current format (see :data:`FORMAT`)."""
+    saved, shape = dict(saved), saved.get("shape")
+    old = saved.get("format", 1) == 1 and saved.get("method") == "tcwy"
+    if old and saved.get("det") is None and isinstance(shape, list | tuple) and len(shape) > 1:
+        _, rows, cols = matrix_view(tuple(int(d) for d in shape), bool(saved.get("flatten")), "")
+        if rows == cols and rows > 0:
+            saved["det"] = (-1) ** rows  # Note [determinant parity]: format 1's rule
+    return saved
 
 
 def describe(config: Mapping[str, object]) -> str:
@@ -200,8 +223,9 @@ class Orthogonal(nn.Module):
         self.batch, rows, cols = matrix_view(self.shape, self.flatten, name)
         self.transposed = rows < cols
         self.tall_shape = (cols, rows) if self.transposed else (rows, cols)
-        self.point_shape = point_shape(manifold, (*self.batch, *self.tall_shape))
+        self.point_shape = manifold.point_shape(*self.batch, *self.tall_shape)
         self.count = self.point_shape[-1]
+        self.det = getattr(manifold, "det", None) if rows == cols else None
 
     @classmethod
     def for_shape(
@@ -234,8 +258,10 @@ class Orthogonal(nn.Module):
     def extra_repr(self) -> str:
         """Describe the weight and the method in the repr."""
         text = f"shape={tuple(self.shape)}, method={self.method!r}"
+        if self.det is not None:
+            text += f", det={self.det:+d}"
         if isinstance(self.manifold, CWY):
-            text += f", det={self.manifold.det:+d}, n_reflections={self.count}"
+            text += f", n_reflections={self.count}"
         return text + (", flatten=True" if self.flatten else "")
 
     # -- layouts (Note [free tensor layout]) ------------------------------------------------
@@ -312,9 +338,22 @@ class Orthogonal(nn.Module):
                 return value.new_empty(self.original_shape)
             a = self.tall(value)
             if project:
-                a = nearest(self.manifold, a, name)
-            v = from_matrix(self.manifold, a, name, transposed=self.transposed)
-            return self.to_original(v.to(value.dtype)).contiguous()
+                a = self.manifold.nearest(a, name=name)
+            return self.to_original(self._from_matrix(a).to(value.dtype)).contiguous()
+
+    def _from_matrix(self, a: Tensor) -> Tensor:
+        """``manifold.from_matrix(a)`` as a plain tensor; errors name the weight."""
+        try:
+            return self.manifold.from_matrix(a).as_subclass(Tensor)
+        except ValueError as err:
+            name = self.tensor_name
+            lines, m = ("rows", f"{name}.mT") if self.transposed else ("columns", name)
+            raise ValueError(
+                f"{name} cannot be assigned: it must have orthonormal {lines} and be of the "
+                f"kind {self.manifold!r} reaches; from_matrix(m = {m}) refused it: {err}. "
+                f"Assign cwy_manifolds.nn.orthogonalize({name}, ...) instead, or register "
+                "with assign='project' to take the nearest such matrix"
+            ) from err
 
     def random_original(
         self, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
@@ -325,20 +364,19 @@ class Orthogonal(nn.Module):
 
     def flips(self) -> bool:
         """Whether the matrix is the product of reflections times :math:`D` (CWY only)."""
-        return isinstance(self.manifold, CWY) and flips(self.manifold, self.count)
+        return isinstance(self.manifold, CWY) and self.manifold.flips(self.count)
 
     # -- configuration in state dicts -------------------------------------------------------
 
     def configuration(self) -> dict[str, object]:
         """Return what a state dict's free tensor means: plain data, saved as extra state."""
-        cwy = isinstance(self.manifold, CWY)
         return {
             "format": FORMAT,
             "method": self.method,
             "shape": list(self.shape),
             "flatten": self.flatten,
-            "det": self.manifold.det if cwy else None,
-            "n_reflections": self.count if cwy else None,
+            "det": self.det,
+            "n_reflections": self.count if isinstance(self.manifold, CWY) else None,
             "layout": self.layout,
         }
 
@@ -351,6 +389,7 @@ class Orthogonal(nn.Module):
         ours = self.configuration()
         if not isinstance(saved, Mapping):
             raise ValueError(f"{where}_extra_state must be a dict; got {type(saved).__name__}")
+        saved = upgrade_configuration(saved)
         shape = saved.get("shape")
         saved_shape = None if shape is None else [int(d) for d in shape]  # type: ignore[union-attr]
         keys = ("method", "flatten", "det", "n_reflections")

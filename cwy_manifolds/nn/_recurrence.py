@@ -9,7 +9,7 @@ modReLU) and the row states :math:`h_t` (shape ``(B, N)``):
 
 with :math:`M` either dense, or, for :math:`W_{hh} = Q D^s` with :math:`Q` a product of
 :math:`L < N` reflections, applied matrix-free from the factors of
-:math:`Q^\top = I - U K` (``_manifold_api.transpose_factors``):
+:math:`Q^\top = I - U K` (:func:`transpose_factors`):
 :math:`h M = h D^s - (h U_s) K` with :math:`U_s = D^s U`.
 
 Note [fused recurrence]
@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..core import work_dtype
 from ._map import is_compiling
 
 __all__ = ["RecurrentMap", "loop", "run"]
@@ -54,6 +55,25 @@ class RecurrentMap:
     u: Tensor | None = None
     k: Tensor | None = None
     signs: Tensor | None = None
+
+
+def transpose_factors(v: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Factors of :math:`Q^\top = I - U K` for :math:`Q` = ``cwy(v)``: ``(U, K)``.
+
+    :math:`U` ``(*, N, L)`` holds the unit columns and :math:`K = S^{-\top} U^\top`
+    ``(*, L, N)``, with :math:`S = \tfrac12 I + \operatorname{striu}(U^\top U)`, so that
+    :math:`X Q = X - (X U) K` costs :math:`4 N L B` flops for ``B`` rows. Differentiable,
+    unchecked (check ``v`` first), computed in the working dtype and cast back (Notes
+    [scaled normalisation] and [precision] in ``core/householder.py``).
+    """
+    wd = work_dtype(v.dtype)
+    scale = v.detach().abs().amax(dim=-2, keepdim=True).to(wd)
+    w = v.to(wd) / scale
+    u = w / torch.linalg.vector_norm(w, dim=-2, keepdim=True)
+    eye = torch.eye(u.shape[-1], dtype=wd, device=u.device)
+    s = torch.triu(u.mT @ u, diagonal=1) + eye / 2
+    k = torch.linalg.solve_triangular(s.mT, u.mT, upper=False)
+    return u.to(v.dtype), k.to(v.dtype)
 
 
 def activation(z: Tensor, bias: Tensor | None, nonlinearity: str) -> Tensor:

@@ -12,7 +12,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from ._manifold_api import nearest
 from ._map import Orthogonal
 from ._protocol import attach
 
@@ -121,7 +120,7 @@ def orthogonal(
     :math:`\mathrm{lr} / \|v_i\|^2`. Do not use weight decay on :math:`V`: it only shrinks
     the norms, which raises the effective step (put :math:`V` in a parameter group with
     ``weight_decay=0``). Start from a generic matrix, not the identity, where the map
-    loses rank (Note [singular at the identity] in ``cwy_manifolds/manifolds/cwy.py``).
+    loses rank (Note [singular at the identity] in ``cwy_manifolds/manifolds/flat.py``).
 
     *Caching and compiling.* ``with torch.nn.utils.parametrize.cached():`` forms the
     weight once for all uses inside the block. Under :func:`torch.compile` the forward
@@ -258,5 +257,5 @@ def orthogonalize(
     )
     if weight.is_meta:
         return torch.empty_like(weight)
-    tall = nearest(parametrization.manifold, parametrization.tall(weight), "weight")
+    tall = parametrization.manifold.nearest(parametrization.tall(weight), name="weight")
     return parametrization.untall(tall)

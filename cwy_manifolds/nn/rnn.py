@@ -26,10 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core import flip_last_column, value_checks_enabled
-from ._manifold_api import check_point, transpose_factors
 from ._map import full_precision, quoted
 from ._protocol import PicklableParametrized
-from ._recurrence import RecurrentMap, run
+from ._recurrence import RecurrentMap, run, transpose_factors
 from .linear import register_orthogonal, reset_orthogonal
 
 __all__ = ["OrthogonalRNN", "OrthogonalRNNCell"]
@@ -164,7 +163,12 @@ class OrthogonalRNNCell(PicklableParametrized, nn.Module):
             return RecurrentMap(dense=self.weight_hh.mT)
         v = parametrization.vectors(plist.original)
         if value_checks_enabled() and not v.is_meta:
-            check_point(parametrization.manifold, v, "weight_hh")
+            ok, reason = parametrization.manifold.check_point_on_manifold(v.detach(), explain=True)
+            if not ok:
+                raise ValueError(
+                    "weight_hh's reflection vectors (parametrizations.weight_hh.original) must "
+                    f"be a point of {parametrization.manifold!r}; got: {reason}"
+                )
         with full_precision(v.device):
             u, k = transpose_factors(v)
         if not parametrization.flips():

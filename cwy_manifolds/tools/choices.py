@@ -11,17 +11,19 @@ optimization crosses from one to the other: a method reaches the optimum only fr
 start in the optimum's component. For a square problem the target component is the
 determinant of the reference solution (:attr:`~cwy_manifolds.problems.Problem.component`;
 +1 on :math:`SO(n)`). Each method starts from a Haar-random matrix of that component:
-a manifold whose factory takes ``det`` (:class:`~cwy_manifolds.CWY` today) is built with
-it, the Stiefel manifolds start from the matrix itself and stay in its component by
-continuity. A method that cannot stand for that component (T-CWY with :math:`M = N`
-reaches only :math:`\det = (-1)^N`) is skipped when it was a default, and otherwise runs
-in the component it can reach, with a warning. Without a reference solution on
-:math:`O(n)`, every pair runs from both components and the better run is reported.
+every registered manifold of the package (registry ``takes_det``: CWY, T-CWY and the
+retraction-based Stiefel manifolds alike) is built with ``det`` set to that sign (Note
+[components]), so every one of them reaches the optimum; geoopt's Stiefel manifolds,
+which take no ``det``, start from the matrix itself and stay in its component by
+continuity. A manifold given as an instance is used as it is: one that cannot stand for
+the target component (``CWY(det=+1)`` on a problem whose optimum has determinant -1) runs
+in the component it can reach, with a warning (a default would be skipped with a note).
+Without a reference solution on :math:`O(n)`, every pair runs from both components and
+the better run is reported.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -54,7 +56,11 @@ OptimizerFactory = Callable[[list, "float | None"], torch.optim.Optimizer]
 
 @dataclass(frozen=True)
 class MethodChoice:
-    """A method to compare: a label and how to build its manifold for a component."""
+    """A method to compare: a label and how to build its manifold for a component.
+
+    ``takes_det``: registered methods whose factory takes ``det`` (registry); instances
+    are used as given.
+    """
 
     label: str
     build: Callable[[int | None], Manifold]
@@ -79,21 +85,13 @@ class OptimizerChoice:
     summary: str = ""
 
 
-def _takes_det(factory: Callable[..., object]) -> bool:
-    try:
-        return "det" in inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _registered(name: str) -> MethodChoice:
     method = METHODS[name]
-    takes_det = _takes_det(method.factory)
 
     def build(det: int | None) -> Manifold:
         return method.manifold(det=det) if det is not None else method.manifold()
 
-    return MethodChoice(name, build, method.flat, method, takes_det)
+    return MethodChoice(name, build, method.flat, method, method.takes_det)
 
 
 def _instance(label: str | None, manifold: object) -> MethodChoice:

@@ -167,8 +167,8 @@ def compare(
         :class:`~cwy_manifolds.tools.results.ConfigError`.
     skip_inapplicable : bool, default False
         Skip (with a note) methods named in ``methods`` that cannot stand for the
-        problem's matrices (``cwy`` on a thin problem, T-CWY on :math:`SO(n)` for odd
-        :math:`n`), as defaults are; by default they raise
+        problem's matrices (``cwy`` on a thin problem, a manifold instance of the other
+        component of :math:`O(n)`), as defaults are; by default they raise
         :class:`~cwy_manifolds.tools.results.ConfigError`.
         :func:`~cwy_manifolds.tools.suite.compare_suite` sets it.
     threads : int, optional
