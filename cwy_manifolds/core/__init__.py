@@ -22,6 +22,7 @@ from .checks import (
     has_values,
     orthonormality_atol,
     set_value_checks,
+    under_transforms,
     value_checks_enabled,
     work_dtype,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "tcwy",
     "tcwy_apply",
     "tcwy_inverse",
+    "under_transforms",
     "value_checks_enabled",
     "work_dtype",
 ]

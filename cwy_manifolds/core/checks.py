@@ -119,6 +119,12 @@ def _beneath_transforms(t: Tensor) -> Tensor:
     return t
 
 
+def under_transforms(t: Tensor) -> bool:
+    """Whether ``t`` is wrapped by a :mod:`torch.func` transform (``vmap``, ``grad``, ...)."""
+    functorch = torch._C._functorch
+    return bool(functorch.is_batchedtensor(t) or functorch.is_gradtrackingtensor(t))
+
+
 def host_view(t: Tensor) -> Tensor:
     """``t`` as a plain tensor for a host read (Note [value checks]); as is under compile."""
     return t if torch.compiler.is_compiling() else _beneath_transforms(t.detach())

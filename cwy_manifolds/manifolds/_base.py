@@ -43,7 +43,14 @@ from geoopt.manifolds.base import Manifold
 from geoopt.utils import size2shape
 from torch import Tensor
 
-from ..core import all_true, check_tensor, flip_last_column, has_values, work_dtype
+from ..core import (
+    all_true,
+    check_tensor,
+    flip_last_column,
+    has_values,
+    under_transforms,
+    work_dtype,
+)
 
 #: Types of the arguments of ``random`` and ``origin`` as the subclasses receive them.
 Shape = tuple[int, ...]
@@ -304,4 +311,9 @@ class MatrixManifold(Manifold, abc.ABC):
         return self._point(self._origin(shape, check_dtype(dtype), device))
 
     def _point(self, x: Tensor) -> ManifoldTensor:
-        return ManifoldTensor(x.contiguous(), manifold=self)
+        """``x`` as a contiguous point; a plain tensor under :mod:`torch.func` transforms.
+
+        (geoopt's ``ManifoldTensor`` reads ``.data``, which transforms forbid.)
+        """
+        x = x.contiguous()
+        return x if under_transforms(x) else ManifoldTensor(x, manifold=self)
