@@ -251,10 +251,10 @@ class ExpStiefel(_Stiefel):
     exponentials are of skew-symmetric matrices: two matrix exponentials of size
     :math:`2M` and :math:`M`, one thin QR, :math:`O(N M^2)` flops. Exact in exact
     arithmetic; in floating point one step is off the manifold by about
-    :math:`\varepsilon \|U\|_F`, and where the result is off by more than
-    :func:`~cwy_manifolds.manifolds.stiefel_math.drift_atol` (after a huge step, or after
-    many steps) it is replaced by its polar factor (Note [drift]): the iterates stay on
-    the manifold for any step size and any number of steps. Transport projects.
+    :math:`\varepsilon \|U\|_F`; where the result is off by more than a size-aware
+    tolerance (after a huge step, or after many steps) it is replaced by its polar
+    factor (Note [drift]): the iterates stay on the manifold for any step size and any
+    number of steps. Transport projects.
 
     Parameters
     ----------

@@ -21,6 +21,7 @@ ENTRIES = {
             ("torch.device", "py:class", "tensor_attributes.html#$"),
             ("torch.Generator", "py:class", "generated/$.html#$"),
             ("torch.set_grad_enabled", "py:class", "generated/$.html#$"),
+            ("torch.autocast", "py:class", "amp.html#$"),
             ("torch.autograd.Function", "py:class", "autograd.html#$"),
             ("torch.geqrf", "py:function", "generated/$.html#$"),
             ("torch.compile", "py:function", "generated/$.html#$"),
