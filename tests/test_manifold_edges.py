@@ -7,16 +7,12 @@ import torch
 from _reference import haar, orthogonality_error, tol
 
 import cwy_manifolds as cm
+from cwy_manifolds.registry import METHODS
 
 F64 = torch.float64
-CLASSES = {
-    "cwy": cm.CWY,
-    "tcwy": cm.TCWY,
-    "cayley": cm.CayleyStiefel,
-    "exp": cm.ExpStiefel,
-    "qr": cm.QRStiefel,
-}
-STIEFEL = {"cayley": cm.CayleyStiefel, "exp": cm.ExpStiefel, "qr": cm.QRStiefel}
+# every manifold of the package, from the one registry
+CLASSES = {name: m.factory for name, m in METHODS.items() if m.source == "cwy_manifolds"}
+STIEFEL = {name: cls for name, cls in CLASSES.items() if not METHODS[name].flat}
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64, "float32"])

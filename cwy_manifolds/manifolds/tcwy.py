@@ -55,13 +55,15 @@ class TCWY(_FlatVectors):
 
     Examples
     --------
-    >>> import geoopt, torch
+    A thin frame, and a square matrix of determinant -1 through the sign flip:
+
+    >>> import torch
     >>> from cwy_manifolds import TCWY
-    >>> manifold = TCWY()
-    >>> x = geoopt.ManifoldParameter(manifold.random(6, 2))
-    >>> w = manifold.matrix(x)
+    >>> w = TCWY().matrix(TCWY().random(6, 2))
     >>> w.shape, torch.allclose(w.T @ w, torch.eye(2), atol=1e-5)
     (torch.Size([6, 2]), True)
+    >>> round(float(torch.linalg.det(TCWY(det=-1).matrix(TCWY(det=-1).random(4, 4)))))
+    -1
     """
 
     name = "TCWY"
