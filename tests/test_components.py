@@ -150,8 +150,8 @@ def test_readme_rotation_example(name, optimizer):
 
     ``from_matrix`` of one rotation starts every manifold at the same matrix; with
     ``det=+1`` the Stiefel manifolds' ``random`` would land in SO(N) too. One learning
-    rate per optimizer for every manifold: SGD's thanks to the metric scale of CWY/T-CWY
-    (Note [metric scale]); for Adam, whose lr means a step per entry of the vectors but a
+    rate per optimizer for every manifold: SGD's thanks to the step scale of CWY/T-CWY
+    (Note [step scale]); for Adam, whose lr means a step per entry of the vectors but a
     Frobenius length on the Stiefel manifolds (one second moment per matrix), 0.15 is
     in the range that suits both (the README's 0.05 leaves the Stiefel ones far off).
     """

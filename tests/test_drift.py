@@ -6,6 +6,7 @@ import pytest
 import scipy.linalg
 import scipy.stats
 import torch
+from _harness import one_thread  # noqa: F401 (small problems: one torch thread)
 from _reference import haar
 
 import cwy_manifolds as cm

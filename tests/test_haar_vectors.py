@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from _harness import one_thread  # noqa: F401 (small problems: one torch thread)
 from scipy.stats import ks_2samp, ortho_group, special_ortho_group
 
 import cwy_manifolds as cm

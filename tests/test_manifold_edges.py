@@ -4,6 +4,7 @@ ProductManifold, contiguity, broadcasting and messages, meta tensors and vmap.""
 import geoopt
 import pytest
 import torch
+from _harness import one_thread  # noqa: F401 (small problems: one torch thread)
 from _reference import haar, orthogonality_error, tol
 
 import cwy_manifolds as cm

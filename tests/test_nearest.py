@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from _harness import one_thread  # noqa: F401 (small problems: one torch thread)
 from _reference import haar, tol
 from torch import nn
 

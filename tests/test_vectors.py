@@ -8,6 +8,7 @@ import geoopt
 import numpy as np
 import pytest
 import torch
+from _harness import one_thread  # noqa: F401 (small problems: one torch thread)
 
 import cwy_manifolds as cm
 import cwy_manifolds.nn as cnn

@@ -99,7 +99,9 @@ class OrthogonalLinear(PicklableParametrized, nn.Module):
         :data:`~cwy_manifolds.registry.METHODS` (``"cayley"``, ``"exp"``, ``"qr"``), whose
         free tensor is the Stiefel matrix itself, kept on the manifold by a geoopt optimizer.
     n_reflections, det : optional
-        For ``"cwy"``, as in :func:`~cwy_manifolds.nn.orthogonal`.
+        As in :func:`~cwy_manifolds.nn.orthogonal`: ``n_reflections`` for ``"cwy"``,
+        ``det`` for a square weight (for the retraction methods, default None: both
+        components of :math:`O(N)`).
     manifold_parameter : bool, default False
         Store the free tensor as a :class:`geoopt.ManifoldParameter` on the manifold of
         ``method``, so that geoopt's Riemannian optimizers train this layer together with

@@ -44,7 +44,8 @@ def orthogonal(
     .. math::
 
         W = H(v_1) \cdots H(v_L) \, D^{s} \quad \text{(method "cwy", square)}, \qquad
-        W = \Omega(V) \text{ or } \Omega(V)^\top \quad \text{(method "tcwy")},
+        W = \Omega(V) \text{ or } \Omega(V)^\top \quad \text{(method "tcwy"; square:
+        } \Omega(V) D^s),
 
     where :math:`H(v) = I - 2 v v^\top / \|v\|^2` is a Householder reflection,
     :math:`D = \operatorname{diag}(1, \dots, 1, -1)`, :math:`s \in \{0, 1\}` is fixed so that
@@ -68,16 +69,17 @@ def orthogonal(
         :math:`W` in about :math:`2 N^2 L` flops and lets you choose ``det`` and
         ``n_reflections``; ``"tcwy"`` forms an :math:`N \times M` matrix (:math:`M \le N`)
         in about :math:`3 N M^2` flops without an :math:`N \times N` intermediate, so it is
-        the cheaper choice for tall and wide weights; on a square weight it has
-        determinant :math:`(-1)^N`.
+        the cheaper choice for tall and wide weights; on a square weight it takes
+        ``det`` too (the sign flip of :class:`~cwy_manifolds.TCWY`).
     n_reflections : int, optional
         :math:`L` for ``"cwy"``; default :math:`N`. :math:`L < N` is cheaper and reaches
         only the matrices that fix an :math:`(N - L)`-dimensional subspace (after
         :math:`D`); the vectors are then the first :math:`L` columns of the free tensor.
     det : {+1, -1}, optional
-        Determinant for ``"cwy"``; default +1 (the rotations :math:`SO(N)`). A fixed
-        number of reflections reaches one component of :math:`O(N)` only (Note
-        [determinant parity] in ``cwy_manifolds/core/householder.py``).
+        Determinant of a square weight; default the manifold's, +1 (the rotations
+        :math:`SO(N)`). A fixed number of reflections reaches one component of
+        :math:`O(N)` only (Note [determinant parity] in
+        ``cwy_manifolds/core/householder.py``). Must be None for a non-square weight.
     assign : {"strict", "project"}, default "strict"
         What ``module.<name> = Q`` does with a matrix the parametrization does not reach:
         ``"strict"`` raises ``ValueError``; ``"project"`` takes the nearest matrix it
@@ -211,13 +213,13 @@ def orthogonalize(
         Any real floating-point matrix or batch of matrices; it is not modified.
     method, n_reflections, det, flatten
         As in :func:`~cwy_manifolds.nn.orthogonal`: ``det`` (default +1) is the
-        determinant for ``method="cwy"``; ``method="tcwy"`` on a square weight reaches
-        determinant :math:`(-1)^N` only.
+        determinant of a square weight, for ``"cwy"`` and ``"tcwy"`` alike.
 
     Returns
     -------
     Tensor, shape of ``weight``
-        With the dtype and device of ``weight``, detached.
+        With the dtype and device of ``weight``, detached: the manifold's
+        :meth:`~cwy_manifolds.manifolds.MatrixManifold.nearest` of the tall matrix.
 
     Raises
     ------
