@@ -15,7 +15,7 @@ package's five and geoopt's three), float32 and float64, RiemannianAdam and
 RiemannianSGD, on a 64 x 8 and a 32 x 32 matrix, each run on an online Brockett loss
 (minus the captured variance, weighted per column, so square matrices move too):
 
-    python scripts/long_run.py --drift --steps 20000   # about 6 minutes on one core
+    python scripts/long_run.py --drift --steps 20000   # about 8 minutes per dtype, one core
 """
 
 from __future__ import annotations
