@@ -34,3 +34,14 @@ def test_norms_grow_under_sgd_and_renormalizing_resets_them(tcwy_runs):
     assert plain[0]["norm_mean"] == pytest.approx(1.0)
     assert plain[1000]["norm_mean"] > 2 * plain[10]["norm_mean"] > 2
     assert renormalized[1000]["norm_max"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("method", ["cayley", "exp", "cwy"])
+def test_drift_run_records_the_checkpoints(method):
+    """The drift table's runs (``--drift``): bounded by Note [drift] for the retractions."""
+    from cwy_manifolds.manifolds.stiefel_math import drift_atol
+
+    shape = (8, 8) if method == "cwy" else (16, 4)
+    out = long_run.drift_run(method, "RiemannianAdam", 150, shape=shape)
+    assert sorted(out) == [0, 10, 100, 150]
+    assert max(out.values()) <= drift_atol(shape[0], torch.float32) + 8 * 2.0**-23
