@@ -51,25 +51,26 @@ writes :math:`E - Y W` without materialising :math:`E`.
 Note [memory layout]
 ~~~~~~~~~~~~~~~~~~~~
 On the CPU, LAPACK's triangular solve runs fastest from the right with a row-major
-matrix, and copies a right-hand side it may not overwrite: the forward pass solves for
+matrix and copies a right-hand side it may not overwrite: the forward pass solves for
 :math:`W^\top = Y_K S^{-\top}`, the backward pass for :math:`A^\top` in the buffer of
-:math:`G^\top Y`. For :math:`L \le 256` the Gram matrix is formed whole, its diagonal
-halved, in one buffer: :math:`S` on and above the diagonal, :math:`S^\top` below
-(:math:`Y^\top Y` is symmetric), which both solves read as it is (no ``triu``, no
+:math:`G^\top Y`, formed column-major as :math:`(Y^\top G)^\top` where that solves
+faster (measured: float32 from :math:`32^2` entries or batched, up to 1.5 times; float64
+only for :math:`L > 128`). For :math:`L \le 256` the Gram matrix is formed whole, its
+diagonal halved, in one buffer: :math:`S` on and above the diagonal, :math:`S^\top`
+below (:math:`Y^\top Y` is symmetric), which both solves read as it is (no ``triu``, no
 transposed copy). For :math:`L > 256` the vectors are copied once so that each is
-contiguous (the copy also divides by the scale; the solve then takes about 0.6 matrix
-products at :math:`N = L = 1024` in float32 against 0.7 to 1.5 in other layouts, the Gram
-product 0.6 against 0.75), :math:`G^\top Y` is formed as :math:`(Y^\top G)^\top`, and
-:func:`triu_product` forms the upper triangle only, in column panels written into one
-buffer (padded and joined where writing into slices is not possible: autograd recording,
-:func:`torch.compile`, :mod:`torch.func`).
+contiguous (the copy also divides by the scale; at :math:`N = L = 1024` in float32 the
+solve then takes about 0.6 matrix products against 0.7 to 1.5, the Gram product 0.6
+against 0.75), and :func:`triu_product` forms the upper triangle only, in column panels
+written into one buffer (padded and joined where autograd, :func:`torch.compile` or
+:mod:`torch.func` forbid writes into slices).
 
 New buffers cost more than their flops suggest: glibc gives large blocks back to the
 system and takes them again, page by page (up to 0.3 matrix products per forward pass).
-So the backward pass accumulates into its buffers (``addmm_``, unbatched), and without
-autograd CWY's forward pass (:func:`_form`) makes three :math:`N \times N` buffers, not
-four: the solve overwrites the copy of :math:`Y^\top` with :math:`W`, and :math:`S` is
-freed before the product, whose result can take its memory.
+So the backward pass accumulates into its buffers (``addmm_``, unbatched), and CWY's
+forward pass without autograd (:func:`_form`) makes three :math:`N \times N` buffers,
+not four: the solve overwrites the copy of :math:`Y^\top` with :math:`W`, and :math:`S`
+is freed before the product, whose result can take its memory.
 
 Note [double backward]
 ~~~~~~~~~~~~~~~~~~~~~~
@@ -298,8 +299,7 @@ def _sym_phi(a: Tensor, b: Tensor, differentiable: bool) -> Tensor:
             return x + torch.triu(x, 1).mT
         x.diagonal().mul_(0.5)  # a pass less than triu (Note [fast path])
         return x + x.mT
-    # batched: a product with a mask beats torch.triu for small matrices (Note [fast path])
-    n = a.shape[-2]
+    n = a.shape[-2]  # batched: a mask beats torch.triu for small matrices (Note [fast path])
     mask = torch.ones(n, n, dtype=a.dtype, device=a.device).triu_()
     mask.diagonal().mul_(0.5)
     p = torch.matmul(a, b).mul_(mask)
@@ -312,8 +312,9 @@ def _vjp(
     """Gradient with respect to ``Y`` (Note [hand-derived backward]), working dtype."""
     n, k = g.shape[-2:]
     g = _cast(g, y.dtype)
-    # G^T Y, laid out for the solve from the right (Note [memory layout])
-    gty = (y.mT @ g).mT if y.shape[-1] > 2 * _BLOCK else g.mT @ y
+    n_refl = y.shape[-1]  # G^T Y, column-major where that solves faster (Note [memory layout])
+    by_column = n_refl > 128 if y.dtype == torch.float64 else y.ndim > 2 or n_refl * k >= 1024
+    gty = (y.mT @ g).mT if by_column else g.mT @ y
     if inverse is not None:
         at = gty @ inverse
     elif differentiable or torch.compiler.is_compiling():
