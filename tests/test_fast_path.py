@@ -256,3 +256,66 @@ def test_half_precision_on_cpu_computes_in_float32(dtype):
     assert torch.equal(cwy_apply(v, x), cwy_apply(v32, x32).to(dtype))
     assert torch.equal(tcwy_apply(v[:, :12], x, transpose=True),
                        tcwy_apply(v32[:, :12], x32, transpose=True).to(dtype))  # fmt: skip
+
+
+def sequential(v: torch.Tensor) -> torch.Tensor:
+    """H(v_1) ... H(v_L) one reflection at a time, by plain differentiable torch operations."""
+    u = v / torch.linalg.vector_norm(v, dim=-2, keepdim=True)
+    n = v.shape[-2]
+    q = torch.eye(n, dtype=v.dtype).expand(*v.shape[:-2], n, n)
+    for i in range(v.shape[-1]):
+        q = q - 2 * (q @ u[..., i : i + 1]) @ u[..., i : i + 1].mT
+    return q
+
+
+BRANCHES = {  # id -> (map, shape): each takes other branches of Note [fast path]
+    "unbatched-small": ("cwy", (5, 5)),
+    "unbatched-thin": ("tcwy", (9, 4)),
+    "unbatched-over-64x64": ("cwy", (90, 70)),
+    "unbatched-thin-over-64x64": ("tcwy", (130, 40)),
+    "unbatched-over-128": ("cwy", (140, 130)),
+    "batched": ("cwy", (6, 8, 8)),
+    "batched-thin": ("tcwy", (3, 9, 5)),
+    "batched-over-64x64": ("cwy", (2, 70, 66)),
+    "two-batch-dims": ("cwy", (2, 3, 6, 6)),
+}
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32], ids=str)
+@pytest.mark.parametrize(("fn", "shape"), BRANCHES.values(), ids=BRANCHES.keys())
+def test_branches_match_sequential_product(fn, shape, dtype):
+    """Forward against the dense product of reflections, gradient against plain autograd.
+
+    Both in float64; the float32 results (other memory layouts, Note [memory layout])
+    against them with float32 tolerances.
+    """
+    v64 = torch.randn(*shape, dtype=F64, requires_grad=True)
+    v = v64.detach().to(dtype).requires_grad_()
+    out = MAPS[fn][0](v)
+    full = sequential(v64)
+    expected = full if fn == "cwy" else full[..., : shape[-1]]
+    n = shape[-2]
+    torch.testing.assert_close(out.to(F64), expected, atol=tol(n, dtype), rtol=0)
+    cotangent = torch.randn_like(expected)
+    kept = cotangent.clone()
+    (grad,) = torch.autograd.grad(out, v, cotangent.to(dtype), retain_graph=True)
+    (again,) = torch.autograd.grad(out, v, cotangent.to(dtype))  # saved factors unchanged
+    (grad_ref,) = torch.autograd.grad(expected, v64, cotangent)
+    error = float((grad.to(F64) - grad_ref).abs().max() / grad_ref.abs().max())
+    assert error <= tol(n, dtype)
+    assert torch.equal(again, grad)
+    assert torch.equal(cotangent, kept)  # the backward pass writes into its own buffers
+
+
+@pytest.mark.parametrize("shape", [(7, 7), (2, 6, 4)], ids=str)
+def test_one_buffer_holds_s_and_its_transpose(shape):
+    """Note [memory layout]: S on and above the diagonal, S^T below, for both solves."""
+    v = torch.randn(*shape, dtype=F64)
+    scale = v.abs().amax(dim=-2, keepdim=True)
+    y, s, inverse, wt = fast._factors(v, scale, shape[-2], differentiable=False)
+    gram = y.mT @ y
+    phi = torch.triu(gram, 1) + torch.diag_embed(gram.diagonal(dim1=-2, dim2=-1)) / 2
+    assert inverse is None
+    torch.testing.assert_close(torch.triu(s), phi)
+    torch.testing.assert_close(torch.tril(s), phi.mT)
+    torch.testing.assert_close(wt @ phi.mT, y)  # W^T S^T = Y

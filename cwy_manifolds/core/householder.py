@@ -38,20 +38,26 @@ Note [fast path]
 ~~~~~~~~~~~~~~~~
 :func:`cwy` and :func:`tcwy` go through one :class:`torch.autograd.Function` with a
 hand-derived backward pass that reuses the factors of the forward pass, forms only half
-of the symmetric Gram matrix for large :math:`L` and writes :math:`I - U W` without
-materialising :math:`I` (``wy.py``: Notes [hand-derived backward], [double
-backward], [triangular inverse on accelerators]). Second derivatives, forward-mode AD
-and the :mod:`torch.func` transforms (``vmap``, ``grad``, ``jvp``, ``jacfwd``,
-``hessian``) are supported; the last two kinds run plain differentiable operations
-instead of the hand-derived rule (Note [double backward]). The apply forms and
+of the symmetric products for large :math:`L` and writes :math:`I - U W` without
+materialising :math:`I` (``wy.py``: Notes [hand-derived backward], [memory layout],
+[double backward], [triangular inverse on accelerators]). Second derivatives,
+forward-mode AD and the :mod:`torch.func` transforms (``vmap``, ``grad``, ``jvp``,
+``jacfwd``, ``hessian``) are supported; the last two kinds run plain differentiable
+operations instead of the hand-derived rule (Note [double backward]). The apply forms and
 :func:`householder_product` use plain autograd.
 
-For small matrices the cost is the number of torch calls and of Python steps, not flops
-(a forward and backward pass makes a few dozen calls, a matrix product a handful). The
-fast path keeps them few: the classic :class:`torch.autograd.Function` form (the
-``setup_context`` form binds the arguments with :mod:`inspect` on every call), no dtype
-conversions that would do nothing, one ``addmm`` for :math:`I - Y W` (unbatched,
-:math:`N \le 256`), and value checks that read two scalars (Note [value checks]).
+For small matrices the cost is the number of torch calls (about a microsecond each on
+the CPU) and of Python steps, not flops. A forward and backward pass at :math:`N = 3`
+makes 9 + 12 calls besides the value checks (it made 16 + 20): the classic
+:class:`torch.autograd.Function` form (the ``setup_context`` form binds the arguments
+with :mod:`inspect` on every call); no dtype conversion or transpose that would do
+nothing; :math:`S` and :math:`S^\top` in one buffer, so that neither solve needs a
+``triu`` or a transposed copy (Note [memory layout]); one ``addmm`` (``baddbmm``) for
+:math:`I - Y W` up to :math:`64^2` entries per matrix; the backward sums accumulated by
+``addmm_`` into existing buffers (unbatched: ``baddbmm_`` is slow on the CPU) with
+:math:`P + P^\top` formed by a mask product for batches of small matrices, where
+``torch.triu`` costs several elementwise passes; autocast looked up by one call; and
+value checks that read two scalars (Note [value checks]).
 
 Note [determinant parity]
 ~~~~~~~~~~~~~~~~~~~~~~~~~
