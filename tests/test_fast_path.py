@@ -239,6 +239,38 @@ def test_traces_as_one_graph_under_compile(block, monkeypatch):
             torch.testing.assert_close(grad, grad_eager)
 
 
+def test_value_checks_are_assertions_in_one_graph_under_compile():
+    """On the CPU, with value checks on, the compiled maps are one graph and still check.
+
+    Note [value checks]: the check becomes ``torch._assert_async`` in the graph, so bad
+    input raises RuntimeError with the eager message's text (fullgraph=True would fail on
+    a graph break).
+    """
+    from cwy_manifolds import cwy_apply
+
+    v = torch.randn(7, 4, dtype=F64, requires_grad=True)
+    x = torch.randn(7, 3, dtype=F64)
+    torch._dynamo.reset()
+    try:
+        for fn in (cwy, tcwy):
+            compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
+            torch.testing.assert_close(compiled(v), fn(v))
+            (grad,) = torch.autograd.grad(compiled(v).sum(), v)
+            torch.testing.assert_close(grad, torch.autograd.grad(fn(v).sum(), v)[0])
+            for bad in (
+                v.detach().clone().index_fill_(1, torch.tensor([2]), 0),
+                v.detach().clone().index_fill_(0, torch.tensor([1]), float("nan")),
+            ):
+                with pytest.raises(RuntimeError, match=r"^v must have finite entries and no zero"):
+                    compiled(bad)
+        apply = torch.compile(cwy_apply, fullgraph=True, backend="aot_eager")
+        torch.testing.assert_close(apply(v, x), cwy_apply(v, x))
+        with pytest.raises(RuntimeError, match=", and x finite entries"):
+            apply(v, x.index_fill(0, torch.tensor([0]), float("inf")))
+    finally:
+        torch._dynamo.reset()
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_half_precision_on_cpu_computes_in_float32(dtype):
     """Note [precision]: on the CPU every product runs in float32; only the result is rounded.

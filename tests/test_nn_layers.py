@@ -11,6 +11,7 @@ from torch import nn
 
 import cwy_manifolds as cm
 import cwy_manifolds.nn as cnn
+import cwy_manifolds.nn.rnn as rnn_module
 from cwy_manifolds.nn import (
     OrthogonalLinear,
     OrthogonalRNN,
@@ -193,21 +194,23 @@ def test_cell_is_one_step_of_the_rnn(rnn_options):
     torch.testing.assert_close(rnn.cell(x[0, 0]), rnn(x[:, :1])[0][0, 0])  # hx = 0
 
 
+CHECKED_NAME = "weight_hh's reflection vectors (parametrizations.weight_hh.original)"
+
+
 @pytest.mark.parametrize("count", [None, 3], ids=["L=N", "L<N"])
 def test_rnn_prepares_the_recurrent_map_once(count, monkeypatch):
     rnn = OrthogonalRNN(3, 7, n_reflections=count)
     formed, checked = [], []
     rnn.cell.parametrizations.weight_hh[0].register_forward_hook(lambda *a: formed.append(1))
-    manifold = rnn.cell.parametrizations.weight_hh[0].manifold
-    check = manifold.check_point_on_manifold
+    check = rnn_module.column_scale
     monkeypatch.setattr(
-        manifold, "check_point_on_manifold", lambda *a, **k: checked.append(1) or check(*a, **k)
+        rnn_module, "column_scale", lambda *a, **k: checked.append(a[1]) or check(*a, **k)
     )
     rnn(torch.randn(5, 2, 3))
     if count is None:  # formed once (the core checks the vectors there)
         assert (len(formed), len(checked)) == (1, 0)
-    else:  # matrix-free: the manifold checks the vectors once per sequence
-        assert (len(formed), len(checked)) == (0, 1)
+    else:  # matrix-free: the cell checks the vectors once per sequence
+        assert (len(formed), checked) == (0, [CHECKED_NAME])
     assert cm.value_checks_enabled()
 
 

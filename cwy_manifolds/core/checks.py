@@ -25,9 +25,16 @@ Where the checks run, when they are on:
   batch dimensions ("batch item (2,)").
 - Tensors without values (``meta`` device, ``FakeTensor``): skipped; the result has the
   right shape, dtype and device.
-- Inside :func:`torch.compile`: the host read is a data-dependent branch, a graph break,
-  after which the check runs eagerly (same values, same errors). With checks off the
-  functions trace as one graph.
+- Inside :func:`torch.compile`, on the CPU: the check of :func:`column_scale` (the one
+  every map runs) is traced into the graph as an assertion (``torch._assert_async``), so
+  a compiled model stays one graph; invalid input raises a ``RuntimeError`` with the
+  same text as the eager ``ValueError`` (without the counts and the column, which would
+  need the host read). The other checks (the inverse maps', the manifolds'
+  ``check_point_on_manifold``) remain host reads: a graph break, after which the check
+  runs eagerly, with the eager error.
+- Inside :func:`torch.compile`, on accelerators: a host read and a graph break, as
+  above; an assertion there would be a device-side assert, which leaves a CUDA context
+  unusable. With checks off the functions trace as one graph on every device.
 
 The setting is local to the thread that sets it (an attribute of a
 :class:`threading.local`); new threads start with checks on. Compiled code follows it:
@@ -224,7 +231,8 @@ def column_scale(
 
     When value checks are on, raise ValueError if ``v`` has a non-finite entry or a
     zero column, or if ``extra`` (another argument of the same call) has a non-finite
-    entry. One host-device synchronisation covers all of it.
+    entry. One host-device synchronisation covers all of it; under :func:`torch.compile`
+    on the CPU, an assertion in the graph instead (a ``RuntimeError``, Note [value checks]).
     """
     if v.shape[-2] == 0:  # vectors in R^0 are zero vectors
         scale = v.new_zeros(*v.shape[:-2], 1, v.shape[-1])
@@ -240,6 +248,11 @@ def column_scale(
     lo, hi = torch.aminmax(scale) if scale.numel() else (scale.new_ones(()),) * 2
     if extra is not None and extra.numel():
         hi = torch.maximum(hi, extra.detach().abs().amax())
+    if torch.compiler.is_compiling() and lo.device.type == "cpu":  # Note [value checks]
+        text = f"{name} must have finite entries and no zero columns"
+        text += f", and {extra_name} finite entries" if extra is not None else ""
+        torch._assert_async((lo > 0) & (hi < math.inf), text)
+        return scale
     lo, hi = _read_range(lo, hi)
     if not (lo > 0 and hi < math.inf):  # also false for NaN
         _raise_value_error(v, name, scale, extra, extra_name)

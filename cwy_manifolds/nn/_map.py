@@ -52,6 +52,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from ..core import column_scale
 from ..manifolds import CWY, MatrixManifold
 from ..registry import METHODS
 
@@ -307,14 +308,16 @@ class Orthogonal(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Return the weight that the free tensor ``x`` stands for."""
         v = self.vectors(x)
-        if is_compiling():  # no try block around the value checks' graph break
+        name = self.tensor_name
+        if is_compiling():  # no try block around the value checks (Note [value checks])
+            if v.device.type == "cpu" and self.method in FLAT_METHODS:  # an assertion naming
+                column_scale(v, f"{name}'s reflection vectors (parametrizations.{name}.original)")
             with full_precision(v.device):
                 return self.untall(self.manifold.matrix(v))
         try:
             with full_precision(v.device):
                 q = self.manifold.matrix(v)
         except ValueError as err:
-            name = self.tensor_name
             raise ValueError(
                 f"{name}'s reflection vectors (parametrizations.{name}.original) must be a "
                 f"point of {self.manifold!r}; got: {err}"

@@ -126,8 +126,9 @@ def orthogonal(
 
     *Caching and compiling.* ``with torch.nn.utils.parametrize.cached():`` forms the
     weight once for all uses inside the block. Under :func:`torch.compile` the forward
-    pass is one graph with ``cwy_manifolds.set_value_checks(False)``; with the checks
-    on, each check of the vectors is a graph break (``docs/user_guide/nn.md``).
+    pass is one graph: on the CPU the check of the vectors is an assertion inside it
+    (invalid vectors raise ``RuntimeError``); on accelerators it is a graph break unless
+    ``cwy_manifolds.set_value_checks(False)`` (``docs/user_guide/nn.md``).
 
     *Saving.* ``state_dict()`` holds :math:`V` and the configuration, and loads with
     ``torch.load(..., weights_only=True)`` into a module parametrized the same way; into

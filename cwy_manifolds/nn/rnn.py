@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import flip_last_column, value_checks_enabled
+from ..core import column_scale, flip_last_column, value_checks_enabled
 from ._map import full_precision, quoted
 from ._protocol import PicklableParametrized
 from ._recurrence import RecurrentMap, run, transpose_factors
@@ -162,13 +162,8 @@ class OrthogonalRNNCell(PicklableParametrized, nn.Module):
         if parametrization.count == self.hidden_size or len(plist) > 1:
             return RecurrentMap(dense=self.weight_hh.mT)
         v = parametrization.vectors(plist.original)
-        if value_checks_enabled() and not v.is_meta:
-            ok, reason = parametrization.manifold.check_point_on_manifold(v.detach(), explain=True)
-            if not ok:
-                raise ValueError(
-                    "weight_hh's reflection vectors (parametrizations.weight_hh.original) must "
-                    f"be a point of {parametrization.manifold!r}; got: {reason}"
-                )
+        if value_checks_enabled() and not v.is_meta:  # in the graph under compile (CPU)
+            column_scale(v, "weight_hh's reflection vectors (parametrizations.weight_hh.original)")
         with full_precision(v.device):
             u, k = transpose_factors(v)
         if not parametrization.flips():
@@ -249,9 +244,10 @@ class OrthogonalRNN(nn.Module):
 
     Notes
     -----
-    Under :func:`torch.compile` the forward pass is one graph when the value checks are
-    off (``cwy_manifolds.set_value_checks(False)``); with them on, the one check of the
-    vectors is a graph break (``docs/user_guide/nn.md``). As :class:`torch.nn.RNN`, the
+    Under :func:`torch.compile` the forward pass is one graph: on the CPU the one check of
+    the vectors is an assertion inside it (invalid vectors raise ``RuntimeError``); on
+    accelerators it is a graph break unless ``cwy_manifolds.set_value_checks(False)``
+    (``docs/user_guide/nn.md``). As :class:`torch.nn.RNN`, the
     values of ``input`` and ``hx`` are not checked: NaN propagates.
 
     Examples
