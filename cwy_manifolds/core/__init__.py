@@ -19,6 +19,7 @@ but torch (a test forbids geoopt, numpy and scipy imports here).
 from .checks import (
     all_true,
     check_tensor,
+    column_norms,
     column_scale,
     has_values,
     orthonormality_atol,
@@ -41,6 +42,7 @@ __all__ = [
     "all_true",
     "check_orthonormal",
     "check_tensor",
+    "column_norms",
     "column_scale",
     "cwy",
     "cwy_apply",

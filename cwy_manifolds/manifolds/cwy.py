@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ..core import (
     check_orthonormal,
+    column_norms,
     cwy,
     few_reflections,
     flip_last_column,
@@ -215,4 +216,4 @@ class CWY(_FlatVectors):
         if shape[-1] == shape[-2]:  # Note [Haar vectors]; the flip keeps Haar measure
             return haar_vectors(shape, dtype=dtype, device=device, generator=gen)
         v = torch.randn(shape, dtype=dtype, device=device, generator=gen)
-        return v / torch.linalg.vector_norm(v, dim=-2, keepdim=True)
+        return v / column_norms(v)

@@ -94,7 +94,7 @@ import weakref
 import torch
 from torch import Tensor
 
-from ..core import all_true, has_values
+from ..core import all_true, column_norms, has_values
 from ._base import Device, MatrixManifold, Shape, check_det
 
 __all__ = ["GAUGES"]
@@ -176,7 +176,7 @@ class _FlatVectors(MatrixManifold):
         if self._free(x):
             return x + u
         y = x + u / self.step_scale(x)
-        return y.div_(torch.linalg.vector_norm(y, dim=-2, keepdim=True))  # y is new: in place
+        return y.div_(column_norms(y))  # y is new: in place
 
     def retr_transp(self, x: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(retr(x, u), v)``: transport is the identity (Note [gauge])."""

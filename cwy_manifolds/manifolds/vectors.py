@@ -19,7 +19,7 @@ import geoopt
 import torch
 from torch import Tensor
 
-from ..core import all_true, check_tensor, has_values, work_dtype
+from ..core import all_true, check_tensor, column_norms, has_values, work_dtype
 from .cwy import CWY
 from .tcwy import TCWY
 
@@ -159,7 +159,7 @@ def renormalize_(
         if error is not None:
             raise error
         w = p.to(wd) / scale
-        norm = torch.linalg.vector_norm(w, dim=dim, keepdim=True)  # in [1, sqrt(N)]
+        norm = column_norms(w, dim)  # in [1, sqrt(N)]
         for key in _LINEAR_STATE + _SQUARED_STATE:  # state * c (squared: c^2), c = scale norm
             t = state.get(key)
             if isinstance(t, Tensor):

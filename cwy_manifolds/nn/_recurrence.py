@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core import work_dtype
+from ..core import column_norms, work_dtype
 from ._map import is_compiling
 
 __all__ = ["RecurrentMap", "loop", "run"]
@@ -69,7 +69,7 @@ def transpose_factors(v: Tensor) -> tuple[Tensor, Tensor]:
     wd = work_dtype(v.dtype)
     scale = v.detach().abs().amax(dim=-2, keepdim=True).to(wd)
     w = v.to(wd) / scale
-    u = w / torch.linalg.vector_norm(w, dim=-2, keepdim=True)
+    u = w / column_norms(w)
     eye = torch.eye(u.shape[-1], dtype=wd, device=u.device)
     s = torch.triu(u.mT @ u, diagonal=1) + eye / 2
     k = torch.linalg.solve_triangular(s.mT, u.mT, upper=False)
