@@ -4,6 +4,8 @@ See Notes [hand-derived backward], [double backward], [triangular inverse on
 accelerators] and [unnormalised vectors] in ``cwy_manifolds/core/wy.py``.
 """
 
+import warnings
+
 import pytest
 import torch
 from _reference import tol
@@ -237,6 +239,33 @@ def test_traces_as_one_graph_under_compile(block, monkeypatch):
             (grad_eager,) = torch.autograd.grad(fn(v).sum(), v)
             torch.testing.assert_close(out, fn(v))
             torch.testing.assert_close(grad, grad_eager)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [
+        ((64, 48), torch.float32),
+        ((2, 20, 12), torch.float32),
+        ((150, 140), F64),
+        ((40, 30), torch.float16),
+    ],
+    ids=["f32", "f32-batched", "f64-large", "f16"],
+)
+@pytest.mark.parametrize("layout", ["row-major", "column-major"])
+def test_gradient_has_the_layout_of_the_vectors(shape, dtype, layout):
+    """Note [memory layout]: at these sizes the solves use G^T Y column-major; the gradient
+    still has the strides of v (AccumulateGrad warns otherwise)."""
+    base = torch.randn(shape, dtype=dtype)
+    v = base if layout == "row-major" else base.mT.contiguous().mT
+    v.requires_grad_()
+    for fn in (cwy, tcwy):
+        (grad,) = torch.autograd.grad(fn(v).float().square().sum(), v)
+        assert (grad.stride(), grad.dtype) == (v.stride(), dtype)
+        with warnings.catch_warnings():  # accumulating into .grad: no layout warning
+            warnings.simplefilter("error")
+            for _ in range(2):
+                fn(v).float().square().sum().backward()
+        v.grad = None
 
 
 def test_value_checks_are_assertions_in_one_graph_under_compile():

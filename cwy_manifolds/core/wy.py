@@ -72,6 +72,11 @@ forward pass without autograd (:func:`_form`) makes three :math:`N \times N` buf
 not four: the solve overwrites the copy of :math:`Y^\top` with :math:`W`, and :math:`S`
 is freed before the product, whose result can take its memory.
 
+The gradient comes back in the memory layout of :math:`V` (the division by the scale
+writes into a tensor like it), also where the solves preferred :math:`G^\top Y`
+column-major: a gradient whose strides differ from its parameter's makes
+``AccumulateGrad`` warn and slows the optimizer's elementwise updates.
+
 Note [double backward]
 ~~~~~~~~~~~~~~~~~~~~~~
 When autograd asks for a graph of the backward pass (``create_graph=True``: Hessian-vector
@@ -355,7 +360,9 @@ class _WY(torch.autograd.Function):
                 gy = _vjp(grad, y, s, None, wt, differentiable=True)
                 return _cast(gy / _cast(scale, gy.dtype), v.dtype), None, None
             gy = _vjp(grad, y, s, inverse[0] if inverse else None, wt, differentiable=False)
-            return _cast(gy.div_(_cast(scale, gy.dtype)), v.dtype), None, None
+            # in the layout of v, whatever the solves preferred (Note [memory layout])
+            out = torch.empty_like(v, memory_format=torch.preserve_format)
+            return torch.div(gy, _cast(scale, gy.dtype), out=out), None, None
 
 
 def _differentiable(v: Tensor, scale: Tensor, k: int) -> Tensor:
