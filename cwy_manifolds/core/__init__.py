@@ -13,7 +13,8 @@ but torch (a test forbids geoopt, numpy and scipy imports here).
   :func:`~cwy_manifolds.tcwy_inverse` and :func:`~cwy_manifolds.core.few_reflections`;
 - ``cwy_manifolds.core.sampling``: Haar sampling (of matrices and of their reflection
   vectors) and the sign flip :math:`D`;
-- ``cwy_manifolds.core.checks``: input checks and :class:`~cwy_manifolds.set_value_checks`.
+- ``cwy_manifolds.core.checks``: input checks and :class:`~cwy_manifolds.set_value_checks`;
+- ``cwy_manifolds.core.amp``: autocast off inside the core (Note [autocast]).
 """
 
 from .checks import (

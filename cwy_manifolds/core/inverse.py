@@ -40,6 +40,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .amp import without_autocast
 from .checks import (
     all_true,
     check_tensor,
@@ -48,7 +49,6 @@ from .checks import (
     orthonormality_atol,
     work_dtype,
 )
-from .wy import without_autocast
 
 __all__ = ["cwy_inverse", "tcwy_inverse"]
 

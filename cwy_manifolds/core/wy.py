@@ -72,10 +72,9 @@ forward pass without autograd (:func:`_form`) makes three :math:`N \times N` buf
 not four: the solve overwrites the copy of :math:`Y^\top` with :math:`W`, and :math:`S`
 is freed before the product, whose result can take its memory.
 
-The gradient comes back in the memory layout of :math:`V` (the division by the scale
-writes into a tensor like it), also where the solves preferred :math:`G^\top Y`
-column-major: a gradient whose strides differ from its parameter's makes
-``AccumulateGrad`` warn and slows the optimizer's elementwise updates.
+The gradient is written in the memory layout of :math:`V`, also where the solves
+preferred :math:`G^\top Y` column-major: ``AccumulateGrad`` warns about, and copies, a
+gradient whose strides differ from its parameter's.
 
 Note [double backward]
 ~~~~~~~~~~~~~~~~~~~~~~
@@ -105,9 +104,6 @@ the CPU the LAPACK triangular solve is faster and as accurate.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -116,9 +112,10 @@ from torch import Tensor
 from torch.autograd import forward_ad
 from torch.autograd.forward_ad import unpack_dual
 
+from .amp import autocast_off
 from .checks import column_scale, product_dtype, work_dtype
 
-__all__ = ["autocast_off", "triu_product", "upper_inverse", "without_autocast", "wy_matrix"]
+__all__ = ["triu_product", "upper_inverse", "wy_matrix"]
 
 #: Dtypes that are their own working and product dtypes (Note [precision]).
 _FULL = (torch.float32, torch.float64)
@@ -360,9 +357,11 @@ class _WY(torch.autograd.Function):
                 gy = _vjp(grad, y, s, None, wt, differentiable=True)
                 return _cast(gy / _cast(scale, gy.dtype), v.dtype), None, None
             gy = _vjp(grad, y, s, inverse[0] if inverse else None, wt, differentiable=False)
-            # in the layout of v, whatever the solves preferred (Note [memory layout])
-            out = torch.empty_like(v, memory_format=torch.preserve_format)
-            return torch.div(gy, _cast(scale, gy.dtype), out=out), None, None
+            scale = _cast(scale, gy.dtype)
+            if torch.compiler.is_compiling():  # dynamo refuses a non-contiguous out=
+                return _cast(gy.div_(scale), v.dtype), None, None
+            out = torch.empty_like(v)  # the layout of v (Note [memory layout])
+            return torch.div(gy, scale, out=out), None, None
 
 
 def _differentiable(v: Tensor, scale: Tensor, k: int) -> Tensor:
@@ -371,42 +370,6 @@ def _differentiable(v: Tensor, scale: Tensor, k: int) -> Tensor:
     dtype = product_dtype(v)
     eye = torch.eye(v.shape[-2], k, dtype=dtype, device=v.device)
     return _cast(eye - _cast(y, dtype) @ _cast(wt.mT, dtype), v.dtype)
-
-
-#: Whether autocast is on for any device: one call (torch >= 2.1), or "maybe".
-_any_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
-_NO_CONTEXT = contextlib.nullcontext()
-
-
-def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
-    """Return a context that turns autocast off on ``device`` where it is on.
-
-    Note [autocast]
-    ~~~~~~~~~~~~~~~
-    Under :class:`torch.autocast`, matrix products would run in the autocast dtype
-    (bfloat16 on the CPU, float16 on CUDA), and no triangular solve exists in it. The
-    core therefore computes in the dtype of its input, with autocast off inside, as the
-    half-precision rules of Note [precision] already ask for: the result has the input's
-    dtype, and the surrounding autocast region goes on as before.
-    """
-    if not torch.compiler.is_compiling() and not _any_autocast():
-        return _NO_CONTEXT  # one call instead of two (small sizes, Note [fast path])
-    if torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type):
-        return torch.autocast(device.type, enabled=False)
-    return contextlib.nullcontext()
-
-
-def without_autocast(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    """Wrap ``fn(a, ...)`` to run with autocast off on the device of ``a`` (Note [autocast])."""
-
-    @functools.wraps(fn)
-    def wrapper(a: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-        if not isinstance(a, Tensor):  # the function's own checks say what is wrong
-            return fn(a, *args, **kwargs)
-        with autocast_off(a.device):
-            return fn(a, *args, **kwargs)
-
-    return wrapper
 
 
 def wy_matrix(v: Tensor, k: int, name: str = "v") -> Tensor:
