@@ -14,7 +14,8 @@ but torch (a test forbids geoopt, numpy and scipy imports here).
 - ``cwy_manifolds.core.sampling``: Haar sampling (of matrices and of their reflection
   vectors) and the sign flip :math:`D`;
 - ``cwy_manifolds.core.checks``: input checks and :class:`~cwy_manifolds.set_value_checks`;
-- ``cwy_manifolds.core.amp``: autocast off inside the core (Note [autocast]).
+- ``cwy_manifolds.core.precision``: working dtypes, the orthonormality tolerance and
+  autocast off inside the core (Notes [precision], [autocast]).
 """
 
 from .checks import (
@@ -23,11 +24,9 @@ from .checks import (
     column_norms,
     column_scale,
     has_values,
-    orthonormality_atol,
     set_value_checks,
     under_transforms,
     value_checks_enabled,
-    work_dtype,
 )
 from .householder import cwy, cwy_apply, householder_product, tcwy, tcwy_apply
 from .inverse import (
@@ -37,6 +36,7 @@ from .inverse import (
     reflection_vectors,
     tcwy_inverse,
 )
+from .precision import orthonormality_atol, work_dtype
 from .sampling import flip_last_column, haar, haar_vectors
 
 __all__ = [

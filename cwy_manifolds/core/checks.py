@@ -53,6 +53,8 @@ import torch
 from torch import Tensor
 from torch._subclasses.fake_tensor import is_fake
 
+from .precision import work_dtype
+
 
 class _Setting(threading.local):
     def __init__(self) -> None:  # runs once per thread
@@ -127,7 +129,18 @@ def _beneath_transforms(t: Tensor) -> Tensor:
 
 
 def under_transforms(t: Tensor) -> bool:
-    """Whether ``t`` is wrapped by a :mod:`torch.func` transform (``vmap``, ``grad``, ...)."""
+    """Return whether ``t`` is wrapped by a :mod:`torch.func` transform (``vmap``, ``grad``).
+
+    Parameters
+    ----------
+    t : Tensor
+        Any tensor.
+
+    Returns
+    -------
+    bool
+        True inside ``vmap``, ``grad`` and the other transforms, for their wrapped inputs.
+    """
     functorch = torch._C._functorch
     return bool(functorch.is_batchedtensor(t) or functorch.is_gradtrackingtensor(t))
 
@@ -138,7 +151,18 @@ def host_view(t: Tensor) -> Tensor:
 
 
 def has_values(t: Tensor) -> bool:
-    """Whether the entries of ``t`` exist: not on the ``meta`` device, not a ``FakeTensor``."""
+    """Return whether the entries of ``t`` exist (value checks need them).
+
+    Parameters
+    ----------
+    t : Tensor
+        Any tensor.
+
+    Returns
+    -------
+    bool
+        False on the ``meta`` device and for a ``FakeTensor``; True under compile.
+    """
     if t.device.type == "meta":
         return False
     return torch.compiler.is_compiling() or not is_fake(t)
@@ -152,13 +176,43 @@ def checks_apply(t: Tensor) -> bool:
 def all_true(flag: Tensor) -> bool:
     """Read a boolean tensor of the checks on the host: whether all of it is true.
 
-    One host read, also under :mod:`torch.func` transforms (Note [value checks]).
+    Parameters
+    ----------
+    flag : Tensor
+        Boolean flags; one host read, also under :mod:`torch.func` transforms.
+
+    Returns
+    -------
+    bool
+        Whether every entry is true (Note [value checks]).
     """
     return bool(host_view(flag).all())
 
 
 def check_tensor(x: object, name: str, *, min_ndim: int = 2) -> Tensor:
-    """Check type, dtype and rank of ``x``; return it unchanged."""
+    """Check type, dtype and rank of ``x``; return it unchanged.
+
+    Parameters
+    ----------
+    x : object
+        The argument to check.
+    name : str
+        Its name in the messages.
+    min_ndim : int, default 2
+        The smallest number of dimensions accepted.
+
+    Returns
+    -------
+    Tensor
+        ``x``, a real floating-point tensor of at least ``min_ndim`` dimensions.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a tensor, or complex, or not floating-point.
+    ValueError
+        If ``x`` has fewer than ``min_ndim`` dimensions.
+    """
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
     if x.is_complex():
@@ -227,12 +281,31 @@ _LARGE = 1 << 16
 def column_scale(
     v: Tensor, name: str, extra: Tensor | None = None, extra_name: str = "x"
 ) -> Tensor:
-    """Largest absolute entry of each column of ``v``, shape ``(..., 1, L)``, detached.
+    """Return the largest absolute entry of each column of ``v``, and check the values.
 
-    When value checks are on, raise ValueError if ``v`` has a non-finite entry or a
-    zero column, or if ``extra`` (another argument of the same call) has a non-finite
-    entry. One host-device synchronisation covers all of it; under :func:`torch.compile`
-    on the CPU, an assertion in the graph instead (a ``RuntimeError``, Note [value checks]).
+    Parameters
+    ----------
+    v : Tensor, shape ``(*, N, L)``
+        Reflection vectors as columns.
+    name : str
+        The name of ``v`` in the messages.
+    extra : Tensor, optional
+        Another argument of the same call, checked for non-finite entries.
+    extra_name : str, default "x"
+        The name of ``extra`` in the messages.
+
+    Returns
+    -------
+    Tensor, shape ``(*, 1, L)``
+        The scales, detached.
+
+    Raises
+    ------
+    ValueError
+        When value checks are on, if ``v`` has a non-finite entry or a zero column, or
+        ``extra`` a non-finite entry: one host-device synchronisation covers all of it.
+        Under :func:`torch.compile` on the CPU the check is an assertion in the graph
+        instead, which raises ``RuntimeError`` (Note [value checks]).
     """
     if v.shape[-2] == 0:  # vectors in R^0 are zero vectors
         scale = v.new_zeros(*v.shape[:-2], 1, v.shape[-1])
@@ -260,14 +333,25 @@ def column_scale(
 
 
 def column_norms(t: Tensor, dim: int = -2) -> Tensor:
-    """Euclidean norms of the columns of ``t`` (of its vectors along ``dim``), keepdim.
+    """Return the Euclidean norms of the columns of ``t`` (of its vectors along ``dim``).
 
     The square root of the sum of squares, without rescaling, as
     :func:`torch.linalg.vector_norm` (divide by :func:`column_scale` first where entries
-    may overflow); half-precision input is squared in float32, and the result is in the
-    working dtype. ``vector_norm`` reduces over a dimension that is not the last one
-    slowly on the CPU (torch 2.13, one thread: 0.7 ms against 0.04 ms for 1000 ``8 x 8``
-    float64 matrices, 93 against 17 µs for one ``256 x 256``).
+    may overflow), which reduces over a dimension that is not the last one slowly on the
+    CPU (torch 2.13, one thread: 0.7 ms against 0.04 ms for 1000 ``8 x 8`` float64
+    matrices, 93 against 17 µs for one ``256 x 256``).
+
+    Parameters
+    ----------
+    t : Tensor
+        Real floating-point; half precision is squared in float32.
+    dim : int, default -2
+        The dimension along which the vectors lie.
+
+    Returns
+    -------
+    Tensor
+        The norms, ``dim`` kept with size 1, in the working dtype.
     """
     t = t if t.dtype in (torch.float32, torch.float64) else t.to(work_dtype(t.dtype))
     return t.square().sum(dim=dim, keepdim=True).sqrt_()
@@ -311,49 +395,3 @@ def _raise_value_error(
         f"{extra_name} must have finite entries; got {int((~torch.isfinite(extra)).sum())} "
         f"NaN/Inf entries in shape {tuple(extra.shape)}"
     )
-
-
-#: Largest default tolerance on max |A^T A - I| (binds for bfloat16 and float16).
-_ATOL_CAP = 0.05
-
-
-def orthonormality_atol(n: int, dtype: torch.dtype) -> float:
-    r"""Default tolerance of the inverse maps on ``max |A^T A - I|`` for ``n`` rows.
-
-    Note [orthonormality tolerance]
-    ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-    :math:`\min(\sqrt{\varepsilon}, 0.05) + 10 \sqrt{n}\, \varepsilon_w`, with
-    :math:`\varepsilon` the machine epsilon of ``dtype`` and :math:`\varepsilon_w` that of
-    the working dtype in which :math:`A^\top A` is formed (float32 for half precision).
-    An orthogonal matrix rounded to ``dtype`` has :math:`\max |A^\top A - I|` below about
-    :math:`\varepsilon / 2`, whatever :math:`n` (rounding errors of size
-    :math:`\varepsilon / \sqrt{n}` per entry add up to :math:`\varepsilon / \sqrt{n}`
-    per entry of :math:`A^\top A`); forming :math:`A^\top A` adds rounding that grows like
-    :math:`\sqrt{n}\, \varepsilon_w`. Measured (Haar matrices, outputs of ``cwy`` and
-    ``tcwy``, up to :math:`n = 2048`, float32 to 4096): at most :math:`\varepsilon / 2`
-    in half precision, :math:`8 \varepsilon` in float32, :math:`26 \varepsilon` in
-    float64.
-    So the tolerance is :math:`\sqrt{\varepsilon}` (1.5e-8, 3.5e-4, 0.031 for float64,
-    float32, float16; 30 to 7e7 times the measured residuals), capped at 0.05 for
-    bfloat16 (where :math:`\sqrt{\varepsilon} = 0.088` would accept a Gaussian matrix
-    scaled by :math:`1/\sqrt{n}`, residual about :math:`4 / \sqrt{n}`, from
-    :math:`n \approx 2000`). It does not grow like :math:`n \varepsilon`, which in half
-    precision exceeds 0.5 from :math:`n = 64` and accepted :math:`I / 2`.
-    """
-    eps = torch.finfo(dtype).eps
-    work_eps = torch.finfo(work_dtype(dtype)).eps
-    return min(math.sqrt(eps), _ATOL_CAP) + 10 * math.sqrt(max(n, 1)) * work_eps
-
-
-def work_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float32 for half-precision inputs, the input dtype otherwise (Note [precision])."""
-    return torch.promote_types(dtype, torch.float32)
-
-
-def product_dtype(t: Tensor) -> torch.dtype:
-    """Return the dtype of the large products for input ``t`` (Note [precision] in householder.py).
-
-    The input dtype, except float32 for half-precision input on the CPU, which has no
-    fast half-precision matrix product.
-    """
-    return work_dtype(t.dtype) if t.device.type == "cpu" else t.dtype

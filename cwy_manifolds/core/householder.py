@@ -74,8 +74,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .amp import without_autocast
-from .checks import check_rhs, check_vectors, column_norms, column_scale, product_dtype, work_dtype
+from .checks import check_rhs, check_vectors, column_norms, column_scale
+from .precision import product_dtype, without_autocast, work_dtype
 from .wy import wy_matrix
 
 __all__ = ["cwy", "cwy_apply", "householder_product", "tcwy", "tcwy_apply"]

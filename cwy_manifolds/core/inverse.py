@@ -40,15 +40,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .amp import without_autocast
-from .checks import (
-    all_true,
-    check_tensor,
-    has_values,
-    host_view,
-    orthonormality_atol,
-    work_dtype,
-)
+from .checks import all_true, check_tensor, has_values, host_view
+from .precision import orthonormality_atol, without_autocast, work_dtype
 
 __all__ = ["cwy_inverse", "tcwy_inverse"]
 
@@ -57,10 +50,32 @@ _PANEL = 32
 
 
 def check_orthonormal(a: Tensor, name: str, atol: float | None) -> Tensor:
-    """Validate ``a`` (..., N, M) as a matrix with orthonormal columns; return it.
+    r"""Validate ``a`` as a matrix with orthonormal columns; return it.
 
     One host read for finiteness and orthonormality together (a NaN or Inf entry makes
     the residual NaN or Inf); skipped for tensors without values (Note [value checks]).
+
+    Parameters
+    ----------
+    a : Tensor, shape ``(*, N, M)``
+        The matrix to check.
+    name : str
+        Its name in the messages.
+    atol : float or None
+        Tolerance on :math:`\max |a^\top a - I|`; None: :func:`orthonormality_atol`.
+
+    Returns
+    -------
+    Tensor
+        ``a``, unchanged.
+
+    Raises
+    ------
+    TypeError
+        If ``a`` is not a real floating-point tensor.
+    ValueError
+        If ``a`` has more columns than rows, a NaN/Inf entry, or columns that are not
+        orthonormal within ``atol``.
     """
     a = check_tensor(a, name)
     n, m = a.shape[-2:]
@@ -107,12 +122,23 @@ def _step(x: Tensor, fallback: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def reflection_vectors(a: Tensor) -> tuple[Tensor, Tensor]:
-    """Vectors of a Householder QR of ``a`` (..., N, M) onto ``[I; 0]``; see module doc.
+    """Return the vectors of a Householder QR of ``a`` onto ``[I; 0]`` (see module doc).
 
-    Returns the unit vectors (..., N, M) in the working dtype, and, for each batch item,
-    whether the last step found the entry +1 that no reflection can keep (square case).
     Panels of ``_PANEL`` columns (Note [blocked inverse]); works under :func:`torch.vmap`
-    and on the ``meta`` device.
+    and on the ``meta`` device. Unchecked: validate ``a`` first (:func:`check_orthonormal`).
+
+    Parameters
+    ----------
+    a : Tensor, shape ``(*, N, M)``
+        A matrix with orthonormal columns, ``M <= N``.
+
+    Returns
+    -------
+    vectors : Tensor, shape ``(*, N, M)``
+        Unit reflection vectors, in the working dtype.
+    stuck : Tensor, shape ``(*)``
+        For each batch item, whether the last step found the entry +1 that no reflection
+        can keep (square case: the other determinant).
     """
     a = a.detach().to(work_dtype(a.dtype), copy=True)
     n, m = a.shape[-2:]

@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .checks import work_dtype
+from .precision import work_dtype
 
 __all__ = ["flip_last_column", "haar", "haar_vectors"]
 

@@ -112,8 +112,8 @@ from torch import Tensor
 from torch.autograd import forward_ad
 from torch.autograd.forward_ad import unpack_dual
 
-from .amp import autocast_off
-from .checks import column_scale, product_dtype, work_dtype
+from .checks import column_scale
+from .precision import autocast_off, product_dtype, work_dtype
 
 __all__ = ["triu_product", "upper_inverse", "wy_matrix"]
 

@@ -143,7 +143,24 @@ def _bytes_text(size: float) -> str:
 
 
 def estimate_bytes(name: str, n: int, p: int) -> float:
-    """About how many bytes building and optimizing an ``n x p`` instance of ``name`` takes."""
+    """Estimate the memory that building and optimizing an instance takes.
+
+    :func:`make_problem` refuses, before any work, a size whose estimate exceeds half of
+    the machine's memory.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`PROBLEMS`.
+    n, p : int
+        The shape of the instance's matrix, ``n x p``.
+
+    Returns
+    -------
+    float
+        About how many bytes: the problem's ``n x n`` float64 matrices and about 200
+        ``n x p`` working tensors.
+    """
     return 8.0 * (PROBLEMS[name].matrices * n * n + 200 * n * p)
 
 
