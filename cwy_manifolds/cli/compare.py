@@ -17,7 +17,7 @@ from pathlib import Path
 from ..problems import PROBLEMS, SUITES, Problem
 from ..registry import DTYPES, METHODS, OPTIMIZERS
 from ..tools.choices import check_device
-from ..tools.compare import DEFAULT_LR_GRID, REFERENCES, compare
+from ..tools.compare import DEFAULT_LR_GRID, DEFAULT_OPTIMIZERS, REFERENCES, compare
 from ..tools.output import check_folder, write_files
 from ..tools.plots import comparison_figures, suite_figures
 from ..tools.results import Comparison, ConfigError
@@ -87,7 +87,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str = "compare") -> argpar
         "--optimizers",
         nargs="+",
         choices=list(OPTIMIZERS),
-        default=DEMO["optimizers"] if demo else ["rsgd", "radam"],
+        default=DEMO["optimizers"] if demo else list(DEFAULT_OPTIMIZERS),
         metavar="OPT",
         help=f"among {', '.join(OPTIMIZERS)}",
     )

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import geoopt
 import numpy as np
@@ -82,7 +82,6 @@ class OptimizerChoice:
     factory: OptimizerFactory
     riemannian: bool | None
     uses_lr: bool = True
-    summary: str = ""
 
 
 def _registered(name: str) -> MethodChoice:
@@ -147,7 +146,7 @@ def resolve_methods(spec: object, problem: Problem, *, lenient: bool = False) ->
         choices = [
             _registered(m) for m in names if METHODS[m].why_not(problem.n, problem.p) is None
         ]
-        return [MethodChoice(**{**c.__dict__, "explicit": False}) for c in choices]
+        return [replace(c, explicit=False) for c in choices]
     choices = []
     for label, item in _items(spec, "methods"):
         if isinstance(item, str):
@@ -157,14 +156,12 @@ def resolve_methods(spec: object, problem: Problem, *, lenient: bool = False) ->
             if why is not None and not lenient:
                 raise ConfigError(f"methods must apply to the problem: {why}")
             choice = _registered(item)
-            choices.append(
-                choice if label is None else MethodChoice(**{**choice.__dict__, "label": label})
-            )
+            choices.append(choice if label is None else replace(choice, label=label))
         else:
             choices.append(_instance(label, item))
     _unique([c.label for c in choices], "methods")
     if lenient:
-        return [MethodChoice(**{**c.__dict__, "explicit": False}) for c in choices]
+        return [replace(c, explicit=False) for c in choices]
     return choices
 
 
@@ -177,10 +174,9 @@ def resolve_optimizers(spec: object) -> list[OptimizerChoice]:
                 raise ConfigError(f"optimizers must be among {', '.join(OPTIMIZERS)}; got {item!r}")
             item = OPTIMIZERS[item]
         if isinstance(item, RegisteredOptimizer):
-            uses_lr = getattr(item, "learning_rate", True)
             choices.append(
                 OptimizerChoice(
-                    label or item.name, item.factory, item.riemannian, uses_lr, item.summary
+                    label or item.name, item.factory, item.riemannian, item.learning_rate
                 )
             )
         elif callable(item):

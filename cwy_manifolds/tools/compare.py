@@ -39,13 +39,15 @@ from .pymanopt_runs import SOLVERS
 from .results import Comparison, ConfigError, Run
 from .stopping import StoppingRule
 
-__all__ = ["DEFAULT_LR_GRID", "REFERENCES", "compare"]
+__all__ = ["DEFAULT_LR_GRID", "DEFAULT_OPTIMIZERS", "REFERENCES", "compare"]
 
 #: pymanopt solvers (key -> pymanopt class), run when pymanopt is installed.
 REFERENCES = {key: value[0] for key, value in SOLVERS.items()}
 #: Learning rates that :func:`~cwy_manifolds.compare` tries for every pair when no ``lr`` is given
 #: (Note [fair learning rates]).
 DEFAULT_LR_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0, 30.0)
+#: Optimizers that :func:`~cwy_manifolds.compare` runs when none are given.
+DEFAULT_OPTIMIZERS = ("rsgd", "radam")
 _NOTES = {
     "geoopt-canonical": "geoopt-canonical is geoopt's stock Stiefel() (CanonicalStiefel): its "
     "Cayley map moves by u + X X^T u, up to twice the step asked for, and solves an "
@@ -64,13 +66,7 @@ def _check_int(value: object, name: str, low: int, high: int | None = None) -> i
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ConfigError(f"{name} must be an integer; got {value!r}")
     if value < low or (high is not None and value >= high):
-        bound = (
-            ""
-            if high is None
-            else " and below 2**63"
-            if high == _MAX_SEED
-            else f" and below {high}"
-        )
+        bound = "" if high is None else " and below 2**63"  # high: None or _MAX_SEED
         raise ConfigError(f"{name} must be at least {low}{bound}; got {value}")
     return int(value)
 
@@ -103,7 +99,7 @@ def compare(
     problem: Problem,
     *,
     methods: object = None,
-    optimizers: object = ("rsgd", "radam"),
+    optimizers: object = DEFAULT_OPTIMIZERS,
     references: Iterable[str] | str | None = None,
     steps: int = 500,
     lr: object = None,
@@ -214,6 +210,8 @@ def compare(
         threads = _check_int(threads, "threads", 1)
     if dtype not in (torch.float32, torch.float64):
         raise ConfigError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}")
+    if progress not in (None, True, False, "bar", "lines"):
+        raise ConfigError(f"progress must be 'bar', 'lines', True, False or None; got {progress!r}")
     device = check_device(device)
     plan = make_plan(
         problem,
@@ -228,8 +226,6 @@ def compare(
     runner = PairRunner(
         problem, plan, rule, lr=fixed, rates=rates, seeds=seed_list, device=device, dtype=dtype
     )
-    if progress not in (None, True, False, "bar", "lines"):
-        raise ConfigError(f"progress must be 'bar', 'lines', True, False or None; got {progress!r}")
     mode = {None: "bar" if sys.stderr.isatty() else None, True: "bar", False: None}.get(
         progress, progress
     )

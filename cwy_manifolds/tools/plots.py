@@ -100,17 +100,13 @@ def _title(result: Comparison) -> str:
     )
 
 
-def _first_seed(result: Comparison) -> list[Run]:
-    return [result.runs_of(*pair)[0] for pair in result.pairs()]
-
-
 def comparison_figures(result: Comparison) -> dict[str, Any]:
     """``gap_vs_step.png``, ``gap_vs_time.png``, ``feasibility_vs_step.png`` as figures.
 
     One line per pair (its first seed). Without a reference optimum the first two show
     the loss instead of the gap.
     """
-    runs = _first_seed(result)
+    runs = result.first_runs()
     styles = {run.label: line_style(k) for k, run in enumerate(runs)}
     value, label = _axis_texts(result)
     specs = [
@@ -184,7 +180,7 @@ def suite_figures(suite: SuiteComparison) -> dict[str, Any]:
         fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=7)
         figures["profile.png"] = fig
     for result in suite.comparisons:
-        runs = _first_seed(result)
+        runs = result.first_runs()
         fig = _new_figure(12.0, 4.6)
         axes = fig.subplots(1, 2, sharey=True)
         value, label = _axis_texts(result)

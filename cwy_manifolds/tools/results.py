@@ -116,12 +116,6 @@ class Run:
             return math.inf
         return {"steps": self.steps, "cpu": self.cpu_seconds[-1], "wall": self.seconds[-1]}[measure]
 
-    def first_within(self, tol: float) -> int | None:
-        """Index of the trace point from which the gap stays <= ``tol``, or None."""
-        above = [i for i, g in enumerate(self.gap) if not g <= tol]
-        start = above[-1] + 1 if above else 0
-        return start if start < len(self.gap) else None
-
     def to_dict(self) -> dict[str, object]:
         """Plain values for JSON (the final point left out)."""
         data = asdict(self)
@@ -256,6 +250,10 @@ class Comparison:
     def runs_of(self, method: str, optimizer: str) -> list[Run]:
         """Return the runs of one pair (one per seed)."""
         return [r for r in self.runs if (r.method, r.optimizer) == (method, optimizer)]
+
+    def first_runs(self) -> list[Run]:
+        """Return the run of the first seed of every pair, in the order of :meth:`pairs`."""
+        return [self.runs_of(*pair)[0] for pair in self.pairs()]
 
     def table(self) -> list[dict[str, object]]:
         """Return summary rows, one per pair (columns ``SUMMARY_FIELDS``), as plain dicts."""

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..problems import SUITES, Problem, Suite, make_suite
-from .compare import compare
+from .compare import DEFAULT_OPTIMIZERS, compare
 from .plan import make_plan
 from .profiles import performance_profile, profile_summary
 from .results import Comparison, ConfigError, NothingToRunError, write_csv
@@ -185,7 +185,7 @@ def compare_suite(
             make_plan(
                 problem,
                 options.get("methods"),
-                options.get("optimizers", ("rsgd", "radam")),
+                options.get("optimizers", DEFAULT_OPTIMIZERS),
                 options.get("references"),
                 seed=seed,
                 skip_invalid=bool(options.get("skip_invalid", False)),

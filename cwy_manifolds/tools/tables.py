@@ -83,16 +83,12 @@ def format_comparison(result: Comparison) -> str:
         )
     if not rows:
         lines.append("(no runs finished)")
-    grids = [f"  {r.label}: {_grid_text(r)}" for r in _first_runs(result) if r.lr_grid]
+    grids = [f"  {r.label}: {_grid_text(r)}" for r in result.first_runs() if r.lr_grid]
     if grids:
         lines += ["", "outcome for each learning rate tried (* = reported):", *grids]
     lines += [""] + [f"note: {n}" for n in result.notes]
     lines += [f"warning: {w}" for w in result.warnings]
     return "\n".join(lines)
-
-
-def _first_runs(result: Comparison) -> list:
-    return [result.runs_of(*pair)[0] for pair in result.pairs()]
 
 
 def _grid_text(run: object) -> str:

@@ -20,7 +20,7 @@ import geoopt
 import torch
 from torch import Tensor
 
-from ...core import cwy, householder_product, tcwy
+from ...core import cwy, haar, householder_product, tcwy
 from ...registry import METHODS as REGISTRY
 from ...registry import get_manifold
 
@@ -162,9 +162,8 @@ def _retraction(name: str) -> Callable:
     """Builder of one ``RiemannianSGD`` step on the registered manifold ``name``."""
 
     def build(shape: Shape, dtype: torch.dtype, device: torch.device) -> Case:
-        q, r = torch.linalg.qr(_randn(shape, shape.m, dtype, device))
-        q = q * torch.where(r.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).unsqueeze(-2)
-        x = geoopt.ManifoldParameter(q.to(dtype), manifold=get_manifold(name))
+        q = haar((*shape.lead, shape.n, shape.m), dtype=dtype, device=device)
+        x = geoopt.ManifoldParameter(q, manifold=get_manifold(name))
         opt = geoopt.optim.RiemannianSGD([x], lr=_LR)
         grad = torch.randn_like(q)
 
