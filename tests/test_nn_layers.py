@@ -11,7 +11,7 @@ from torch import nn
 
 import cwy_manifolds as cm
 import cwy_manifolds.nn as cnn
-import cwy_manifolds.nn.rnn as rnn_module
+import cwy_manifolds.nn._recurrence as recurrence
 from cwy_manifolds.nn import (
     OrthogonalLinear,
     OrthogonalRNN,
@@ -202,9 +202,9 @@ def test_rnn_prepares_the_recurrent_map_once(count, monkeypatch):
     rnn = OrthogonalRNN(3, 7, n_reflections=count)
     formed, checked = [], []
     rnn.cell.parametrizations.weight_hh[0].register_forward_hook(lambda *a: formed.append(1))
-    check = rnn_module.column_scale
+    check = recurrence.column_scale
     monkeypatch.setattr(
-        rnn_module, "column_scale", lambda *a, **k: checked.append(a[1]) or check(*a, **k)
+        recurrence, "column_scale", lambda *a, **k: checked.append(a[1]) or check(*a, **k)
     )
     rnn(torch.randn(5, 2, 3))
     if count is None:  # formed once (the core checks the vectors there)

@@ -36,11 +36,12 @@ from .inverse import (
     reflection_vectors,
     tcwy_inverse,
 )
-from .precision import orthonormality_atol, work_dtype
+from .precision import autocast_off, orthonormality_atol, work_dtype
 from .sampling import flip_last_column, haar, haar_vectors
 
 __all__ = [
     "all_true",
+    "autocast_off",
     "check_orthonormal",
     "check_tensor",
     "column_norms",

@@ -27,6 +27,17 @@ _NO_CONTEXT = contextlib.nullcontext()
 def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
     """Return a context that turns autocast off on ``device`` where it is on.
 
+    Parameters
+    ----------
+    device : torch.device
+        The device of the computation.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        ``torch.autocast(device.type, enabled=False)``, or a context that does nothing
+        when autocast is off.
+
     Note [autocast]
     ~~~~~~~~~~~~~~~
     Under :class:`torch.autocast`, matrix products would run in the autocast dtype

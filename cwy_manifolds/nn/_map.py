@@ -8,8 +8,8 @@ otherwise. The tall matrix is ``manifold.matrix(point)`` for a manifold of the p
 nn asks the manifold everything else too, so that it refuses and accepts exactly what the
 manifold does: the shape of a point (``point_shape``), the determinant of a square weight
 (``det``, ``det_of``), the sign flip :math:`D` (``CWY.flips``), the nearest matrix it
-reaches (``nearest``), the inverse maps (``from_matrix``) and the check of a point
-(``check_point_on_manifold``).
+reaches (``nearest``) and the inverse maps (``from_matrix``); the core checks the
+vectors (``column_scale``) when it forms the matrix.
 
 Note [free tensor layout]
 ~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -43,7 +43,6 @@ checks it against the installed torch.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 from collections.abc import Mapping
@@ -52,7 +51,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from ..core import column_scale
+from ..core import check_tensor, column_scale
 from ..manifolds import CWY, MatrixManifold
 from ..registry import METHODS
 
@@ -87,22 +86,6 @@ def registering() -> bool:
 def quoted(names: tuple[str, ...]) -> str:
     """Return ``'a', 'b'``, a list of names for error messages."""
     return ", ".join(repr(n) for n in names)
-
-
-def is_compiling() -> bool:
-    """Whether dynamo is tracing (``torch.compiler.is_compiling`` where it exists)."""
-    check = getattr(torch.compiler, "is_compiling", None)
-    return bool(check()) if check is not None else False
-
-
-def full_precision(device: torch.device) -> contextlib.AbstractContextManager:
-    """Leave autocast for forming the matrix (its solves need float32 or wider)."""
-    device_type = device.type
-    try:
-        enabled = torch.is_autocast_enabled(device_type)
-    except TypeError:  # torch < 2.4 takes no device type
-        enabled = device_type == "cuda" and torch.is_autocast_enabled()
-    return torch.autocast(device_type, enabled=False) if enabled else contextlib.nullcontext()
 
 
 def matrix_view(
@@ -309,14 +292,13 @@ class Orthogonal(nn.Module):
         """Return the weight that the free tensor ``x`` stands for."""
         v = self.vectors(x)
         name = self.tensor_name
-        if is_compiling():  # no try block around the value checks (Note [value checks])
+        # the core forms the matrix with autocast off (Note [autocast])
+        if torch.compiler.is_compiling():  # no try block around the checks (Note [value checks])
             if v.device.type == "cpu" and self.method in FLAT_METHODS:  # an assertion naming
                 column_scale(v, f"{name}'s reflection vectors (parametrizations.{name}.original)")
-            with full_precision(v.device):
-                return self.untall(self.manifold.matrix(v))
+            return self.untall(self.manifold.matrix(v))
         try:
-            with full_precision(v.device):
-                q = self.manifold.matrix(v)
+            q = self.manifold.matrix(v)
         except ValueError as err:
             raise ValueError(
                 f"{name}'s reflection vectors (parametrizations.{name}.original) must be a "
@@ -327,10 +309,7 @@ class Orthogonal(nn.Module):
     def right_inverse(self, value: Tensor) -> Tensor:
         """Return a free tensor that stands for the weight ``value`` (see the Notes)."""
         name = self.tensor_name
-        if not isinstance(value, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
-        if not value.is_floating_point():
-            raise TypeError(f"{name} must be a real floating-point tensor; got {value.dtype}")
+        check_tensor(value, name, min_ndim=0)
         if value.shape != self.shape:
             raise ValueError(
                 f"{name} must have shape {tuple(self.shape)}; got {tuple(value.shape)}"

@@ -37,8 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core import column_norms, work_dtype
-from ._map import is_compiling
+from ..core import column_norms, column_scale, work_dtype
 
 __all__ = ["RecurrentMap", "loop", "run"]
 
@@ -57,17 +56,19 @@ class RecurrentMap:
     signs: Tensor | None = None
 
 
-def transpose_factors(v: Tensor) -> tuple[Tensor, Tensor]:
+def transpose_factors(v: Tensor, name: str) -> tuple[Tensor, Tensor]:
     r"""Factors of :math:`Q^\top = I - U K` for :math:`Q` = ``cwy(v)``: ``(U, K)``.
 
     :math:`U` ``(*, N, L)`` holds the unit columns and :math:`K = S^{-\top} U^\top`
     ``(*, L, N)``, with :math:`S = \tfrac12 I + \operatorname{striu}(U^\top U)`, so that
-    :math:`X Q = X - (X U) K` costs :math:`4 N L B` flops for ``B`` rows. Differentiable,
-    unchecked (check ``v`` first), computed in the working dtype and cast back (Notes
-    [scaled normalisation] and [precision] in ``core/householder.py``).
+    :math:`X Q = X - (X U) K` costs :math:`4 N L B` flops for ``B`` rows. Differentiable;
+    checks the values of ``v`` (named ``name`` in the messages) with the core's
+    ``column_scale``, whose maxima also scale the columns; computed in the working dtype,
+    with autocast off, and cast back (Notes [scaled normalisation], [precision] and
+    [autocast] in ``core``).
     """
     wd = work_dtype(v.dtype)
-    scale = v.detach().abs().amax(dim=-2, keepdim=True).to(wd)
+    scale = column_scale(v, name).to(wd)
     w = v.to(wd) / scale
     u = w / column_norms(w)
     eye = torch.eye(u.shape[-1], dtype=wd, device=u.device)
@@ -222,6 +223,6 @@ def run(
         cast(recurrent.k),
         cast(recurrent.signs),
     )
-    if is_compiling():
+    if torch.compiler.is_compiling():
         return loop(*args, nonlinearity)
     return _Recurrence.apply(*args, nonlinearity)[0]

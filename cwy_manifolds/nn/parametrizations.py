@@ -12,18 +12,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from ..core import check_tensor
 from ._map import Orthogonal
 from ._protocol import attach
 
 __all__ = ["orthogonal", "orthogonalize"]
-
-
-def _check_tensor(weight: object, name: str) -> Tensor:
-    if not isinstance(weight, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor; got {type(weight).__name__}")
-    if not weight.is_floating_point():
-        raise TypeError(f"{name} must be a real floating-point tensor; got {weight.dtype}")
-    return weight
 
 
 def orthogonal(
@@ -169,7 +162,7 @@ def orthogonal(
             f"name must be a parameter or buffer of module; got {name!r}, which "
             f"{type(module).__name__} does not have"
         )
-    weight = _check_tensor(getattr(module, name), name)
+    weight = check_tensor(getattr(module, name), name, min_ndim=0)
     parametrization = Orthogonal.for_shape(
         tuple(weight.shape),
         name,
@@ -249,7 +242,7 @@ def orthogonalize(
     >>> round(float(torch.linalg.det(q)))
     -1
     """
-    weight = _check_tensor(weight, "weight")
+    weight = check_tensor(weight, "weight", min_ndim=0)
     parametrization = Orthogonal.for_shape(
         tuple(weight.shape),
         "weight",

@@ -11,7 +11,7 @@ Note [recurrence without forming the matrix]
 :math:`2 N^3` flops, once per ``parametrize.cached()`` block; the core checks the vectors
 there) and each step costs a product :math:`2 N^2 B` for a batch of :math:`B`. With
 :math:`L < N` it never forms :math:`W_{hh}`: it asks the manifold to check the vectors
-once (geoopt's ``check_point_on_manifold``, skipped when
+once (the core's ``column_scale``, skipped when
 ``cwy_manifolds.value_checks_enabled()`` is false), prepares the factors :math:`U`,
 :math:`K` of :math:`Q^\top = I - U K` once (about :math:`2 N L^2` flops), and each step
 costs about :math:`4 N L B`. The steps are plain torch operations in one fused loop
@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import column_scale, flip_last_column, value_checks_enabled
-from ._map import full_precision, quoted
+from ..core import autocast_off, flip_last_column
+from ._map import quoted
 from ._protocol import PicklableParametrized
 from ._recurrence import RecurrentMap, run, transpose_factors
 from .linear import register_orthogonal, reset_orthogonal
@@ -35,6 +35,8 @@ __all__ = ["OrthogonalRNN", "OrthogonalRNNCell"]
 
 #: Nonlinearities of the recurrent cells.
 NONLINEARITIES = ("modrelu", "tanh", "relu")
+#: How errors name the vectors of the recurrent matrix.
+_VECTORS_NAME = "weight_hh's reflection vectors (parametrizations.weight_hh.original)"
 
 
 class OrthogonalRNNCell(PicklableParametrized, nn.Module):
@@ -162,10 +164,8 @@ class OrthogonalRNNCell(PicklableParametrized, nn.Module):
         if parametrization.count == self.hidden_size or len(plist) > 1:
             return RecurrentMap(dense=self.weight_hh.mT)
         v = parametrization.vectors(plist.original)
-        if value_checks_enabled() and not v.is_meta:  # in the graph under compile (CPU)
-            column_scale(v, "weight_hh's reflection vectors (parametrizations.weight_hh.original)")
-        with full_precision(v.device):
-            u, k = transpose_factors(v)
+        with autocast_off(v.device):  # checked there, in the graph under compile (CPU)
+            u, k = transpose_factors(v, _VECTORS_NAME)
         if not parametrization.flips():
             return RecurrentMap(u=u, k=k)
         signs = flip_last_column(torch.ones(self.hidden_size, dtype=u.dtype, device=u.device))
