@@ -83,7 +83,7 @@ def __getattr__(name: str) -> object:
 
         return compare
     if name == "MANIFOLDS":
-        from . import manifolds
+        from .manifolds import moved_name
 
-        return manifolds.__getattr__(name)
+        return moved_name(name, owner=__name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -138,3 +138,22 @@ def test_old_module_paths_still_work_with_a_warning(name):
     with pytest.warns(DeprecationWarning, match=f"cwy_manifolds.{name} is deprecated"):
         module = importlib.reload(importlib.import_module(f"cwy_manifolds.{name}"))
     assert module.__all__
+
+
+@pytest.mark.parametrize(
+    ("owner", "name"),
+    [("cwy_manifolds", "MANIFOLDS"), ("cwy_manifolds.manifolds", "MANIFOLDS"),
+     ("cwy_manifolds.manifolds", "get_manifold")],
+)  # fmt: skip
+def test_moved_names_warn_at_the_caller_and_still_work(owner, name):
+    module = importlib.import_module(owner)
+    with pytest.warns(DeprecationWarning, match=rf"^{owner}\.{name} is deprecated") as record:
+        value = getattr(module, name)
+    assert record[0].filename == __file__  # the user's line, shown by the default filters
+    if name == "get_manifold":
+        assert value is cwy_manifolds.registry.get_manifold
+    else:
+        assert set(value) == {
+            k for k, m in cwy_manifolds.registry.METHODS.items() if m.source == "cwy_manifolds"
+        }
+        assert isinstance(value["cwy"](), cwy_manifolds.CWY)

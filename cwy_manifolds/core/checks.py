@@ -353,7 +353,7 @@ def column_norms(t: Tensor, dim: int = -2) -> Tensor:
     Tensor
         The norms, ``dim`` kept with size 1, in the working dtype.
     """
-    t = t if t.dtype in (torch.float32, torch.float64) else t.to(work_dtype(t.dtype))
+    t = t.to(work_dtype(t.dtype))
     return t.square().sum(dim=dim, keepdim=True).sqrt_()
 
 

@@ -11,6 +11,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+#: Dtypes that are their own working and product dtypes (no dispatch for them).
+_FULL = (torch.float32, torch.float64)
+
 __all__ = [
     "autocast_off",
     "orthonormality_atol",
@@ -123,7 +126,7 @@ def work_dtype(dtype: torch.dtype) -> torch.dtype:
     torch.dtype
         float32 for half-precision inputs, ``dtype`` otherwise.
     """
-    return torch.promote_types(dtype, torch.float32)
+    return dtype if dtype in _FULL else torch.promote_types(dtype, torch.float32)
 
 
 def product_dtype(t: Tensor) -> torch.dtype:
@@ -132,4 +135,4 @@ def product_dtype(t: Tensor) -> torch.dtype:
     The input dtype, except float32 for half-precision input on the CPU, which has no
     fast half-precision matrix product.
     """
-    return work_dtype(t.dtype) if t.device.type == "cpu" else t.dtype
+    return work_dtype(t.dtype) if t.dtype not in _FULL and t.is_cpu else t.dtype

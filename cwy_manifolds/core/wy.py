@@ -117,8 +117,6 @@ from .precision import autocast_off, product_dtype, work_dtype
 
 __all__ = ["triu_product", "upper_inverse", "wy_matrix"]
 
-#: Dtypes that are their own working and product dtypes (Note [precision]).
-_FULL = (torch.float32, torch.float64)
 #: Up to this many entries, E - Y W is one addmm with a new identity (Note [fast path]).
 _SMALL = 64 * 64
 #: Width of the column panels of :func:`triu_product`; up to twice this, products are whole.
@@ -242,7 +240,7 @@ def _factors(
     Without autograd, for up to ``2 _BLOCK`` vectors, ``s`` holds :math:`S^\top` below the
     diagonal (Note [memory layout]).
     """
-    dtype = v.dtype if v.dtype in _FULL else work_dtype(v.dtype)
+    dtype = work_dtype(v.dtype)
     n_refl = v.shape[-1]
     if n_refl > 2 * _BLOCK:  # store each vector contiguously (Note [memory layout])
         y = _transposed_copy(v, dtype).mT.div_(_cast(scale, dtype))
@@ -263,7 +261,7 @@ def _factors(
 
 def _eye_minus(a: Tensor, b: Tensor, like: Tensor) -> Tensor:
     """``E - a @ b`` in the dtype of ``like``; ``E`` is never formed (Note [precision])."""
-    dtype = like.dtype if like.dtype in _FULL else product_dtype(like)
+    dtype = product_dtype(like)
     a, b = _cast(a, dtype), _cast(b, dtype)
     if a.ndim <= 3 and a.shape[-2] * b.shape[-1] <= _SMALL:  # one call (Note [fast path])
         eye = torch.eye(a.shape[-2], b.shape[-1], dtype=dtype, device=a.device)

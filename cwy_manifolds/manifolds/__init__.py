@@ -21,22 +21,31 @@ from .vectors import check_weight_decay, renormalize_
 MatrixManifold.__module__ = __name__  # documented here, where users import it from
 
 
+def moved_name(name: str, owner: str = __name__, stacklevel: int = 3) -> object:
+    """Return ``MANIFOLDS`` or ``get_manifold``, which moved to the registry, with a warning.
+
+    ``owner`` is the module the caller asked (the package root also offers ``MANIFOLDS``);
+    ``stacklevel`` points the warning at the caller's line.
+    """
+    import warnings
+
+    from .. import registry
+
+    new = "METHODS" if name == "MANIFOLDS" else name
+    warnings.warn(
+        f"{owner}.{name} is deprecated; use cwy_manifolds.registry.{new}",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+    if name == "get_manifold":
+        return registry.get_manifold
+    return {k: m.factory for k, m in registry.METHODS.items() if m.source == "cwy_manifolds"}
+
+
 def __getattr__(name: str) -> object:
     """Names that moved to :mod:`cwy_manifolds.registry` (deprecated here)."""
     if name in ("MANIFOLDS", "get_manifold"):
-        import warnings
-
-        from .. import registry
-
-        new = "METHODS" if name == "MANIFOLDS" else name
-        warnings.warn(
-            f"cwy_manifolds.manifolds.{name} is deprecated; use cwy_manifolds.registry.{new}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        if name == "get_manifold":
-            return registry.get_manifold
-        return {k: m.factory for k, m in registry.METHODS.items() if m.source == "cwy_manifolds"}
+        return moved_name(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -58,9 +58,7 @@ Device = torch.device | str | None
 Generator = torch.Generator | None
 
 
-def matrix_shape(
-    size: tuple, name: str, *, square: bool = False, what: str = "size"
-) -> tuple[int, ...]:
+def matrix_shape(size: tuple, name: str, *, what: str = "size") -> tuple[int, ...]:
     """Parse ``*size`` as geoopt does and check it is a matrix shape ``(*, N, M)``."""
     shape = size2shape(*size)
     if len(shape) < 2 or any(not isinstance(d, int) or d < 0 for d in shape):
@@ -70,8 +68,6 @@ def matrix_shape(
         )
     if shape[-1] > shape[-2]:
         raise ValueError(f"{what} must have M <= N for {name}; got {shape}")
-    if square and shape[-1] != shape[-2]:
-        raise ValueError(f"{what} must be a square shape (*, N, N) for {name}; got {shape}")
     return shape
 
 

@@ -197,18 +197,20 @@ class CWY(_FlatVectors):
         p = flip_last_column(m) if self.flips(count) else m
         if count == n:
             v, wrong_det = reflection_vectors(p)
+            wrong = any_true(wrong_det)
         else:
             atol = orthonormality_atol(n, m.dtype) if atol is None else atol
             v, resid = few_reflections(p, count, atol)
             wrong_det = torch.linalg.slogdet(m.to(v.dtype)).sign * self.det < 0
-            if not any_true(wrong_det) and any_true(resid > atol):
+            wrong = any_true(wrong_det)
+            if not wrong and any_true(resid > atol):
                 raise ValueError(
                     f"m must be reachable with n_reflections = {count}, that is fix a "
                     f"subspace of dimension N - L = {n - count} (after the sign flip, if "
                     f"any); got max |P - I| = {float(resid.max()):.2e} after {count} "
                     "reflections. Use more reflections (n_reflections=None)"
                 )
-        if any_true(wrong_det):
+        if wrong:
             raise wrong_component("CWY", self.det, wrong_det)
         return self._point(v.to(m.dtype))
 

@@ -154,7 +154,7 @@ class _FlatVectors(MatrixManifold):
             scale = x.detach().abs().amax(dim=-2)  # NaN propagates
             if all_true((scale > 0) & torch.isfinite(scale)):  # one host read
                 return True, None
-            if not bool(torch.isfinite(x).all()):
+            if not all_true(torch.isfinite(x)):
                 return False, "V has NaN/Inf entries"
             zero = int((scale == 0).sum())
         if not zero:
