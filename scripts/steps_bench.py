@@ -24,7 +24,6 @@ the default gauge, and the same with ``gauge="free"``: the geometry of earlier r
 
     python scripts/steps_bench.py                 # the tables (several minutes)
     python scripts/steps_bench.py --quick         # smaller problems, a quick look
-    python scripts/steps_bench.py --timing        # also CWY/QR optimizer-step time ratios
     python scripts/steps_bench.py --plot          # also docs/_static/optimizing_vectors.png
 """
 
@@ -32,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -257,49 +255,6 @@ def print_table(suite: list[Problem], optimizer: str, results: dict, tol: float)
             print(f"{problem.name}: {problem.note}, f* = {problem.fstar:.6g}")
 
 
-def step_times(repeats: int = 30, rounds: int = 7) -> None:
-    """CWY/QR time of one RiemannianSGD step (forward, backward, step), one thread."""
-    torch.set_num_threads(1)
-    cases = [
-        ((3, 3), "N = 3"),
-        ((16, 16), "N = 16"),
-        ((64, 64), "N = 64"),
-        ((1000, 8, 8), "1000 x (8 x 8)"),
-        ((256, 256), "N = 256"),
-    ]
-    print(
-        "\nCWY / QRStiefel time of one RiemannianSGD step (median of "
-        f"{rounds} rounds of {repeats} steps, one thread; target <= 1.0, <= 1.3 at N = 256)\n"
-    )
-    print("| shape | float64 | float32 |")
-    print("|---|---|---|")
-    for shape, label in cases:
-        ratios = []
-        for dtype in (F64, torch.float32):
-            g = torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(0))
-            runs = {}
-            for name, manifold in (("cwy", cm.CWY()), ("qr", cm.QRStiefel())):
-                x = geoopt.ManifoldParameter(manifold.random(*shape, dtype=dtype))
-                opt = geoopt.optim.RiemannianSGD([x], lr=1e-3)
-
-                def step(x=x, opt=opt, g=g) -> None:
-                    opt.zero_grad(set_to_none=True)
-                    (cm.matrix(x) * g).sum().backward()
-                    opt.step()
-
-                runs[name] = step
-            times: dict[str, list[float]] = {"cwy": [], "qr": []}
-            for _ in range(rounds + 1):  # the first round warms up
-                for name, step in runs.items():
-                    began = time.perf_counter()
-                    for _ in range(repeats):
-                        step()
-                    times[name].append((time.perf_counter() - began) / repeats)
-            ratio = statistics.median(times["cwy"][1:]) / statistics.median(times["qr"][1:])
-            ratios.append(f"{ratio:.2f}")
-        print(f"| {label} | {' | '.join(ratios)} |")
-
-
 def plot(path: Path, steps: int) -> None:
     """Gap and column norms against the step on (c), RiemannianSGD, best lr of each."""
     import matplotlib
@@ -354,7 +309,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=3000, help="step budget per run")
     parser.add_argument("--tol", type=float, default=1e-10, help="relative gap to reach")
     parser.add_argument("--quick", action="store_true", help="smaller problems")
-    parser.add_argument("--timing", action="store_true", help="also the step-time ratios")
     parser.add_argument("--plot", action="store_true", help=f"also write {PLOT.name}")
     parser.add_argument("--no-tables", action="store_true", help="skip the step tables")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
@@ -366,8 +320,6 @@ def main(argv: list[str] | None = None) -> None:
         run_tables(problems(args.quick), args.tol, args.steps, args.verbose)
     if args.plot:
         plot(PLOT, args.steps)
-    if args.timing:
-        step_times()
 
 
 if __name__ == "__main__":

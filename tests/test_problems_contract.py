@@ -336,6 +336,12 @@ BAD = [
         id="jd-2d",
     ),
     pytest.param(
+        lambda: JointDiagonalization(torch.zeros(0, 3, 3), 2),
+        ValueError,
+        r"matrices must have shape \(K, n, n\) with K >= 1; got \(0, 3, 3\)",
+        id="jd-empty",
+    ),
+    pytest.param(
         lambda: JointDiagonalization(torch.eye(3)[None], 2, diagonalizer=torch.ones(3, 3)),
         ValueError,
         "diagonalizer must be orthogonal",

@@ -62,6 +62,9 @@ __all__ = ["GROUPS", "Answer", "Problem"]
 #: ``"o"`` (:math:`O(n)`) and ``"so"`` (:math:`SO(n)`).
 GROUPS = ("stiefel", "o", "so")
 F64 = torch.float64
+#: Extra metrics of a problem given by functions: one returning a mapping, or a mapping of
+#: one function per metric (:meth:`Problem.from_function`).
+MetricsSpec = Callable[[Tensor], Mapping[str, float]] | Mapping[str, Callable[[Tensor], float]]
 
 
 def check_size(value: object, name: str) -> int:
@@ -255,9 +258,7 @@ class Problem(abc.ABC):
         group: str = "stiefel",
         optimum: float | None = None,
         solution: Tensor | np.ndarray | None = None,
-        metrics: Callable[[Tensor], Mapping[str, float]]
-        | Mapping[str, Callable[[Tensor], float]]
-        | None = None,
+        metrics: MetricsSpec | None = None,
         name: str = "custom",
         reference: str | None = None,
     ) -> Problem:

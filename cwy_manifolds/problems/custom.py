@@ -9,11 +9,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .base import F64, Answer, Problem, check_sizes
+from .base import F64, Answer, MetricsSpec, Problem
 
 __all__ = ["FunctionProblem"]
-
-MetricsSpec = Callable[[Tensor], Mapping[str, float]] | Mapping[str, Callable[[Tensor], float]]
 
 
 class FunctionProblem(Problem):
@@ -84,7 +82,6 @@ class FunctionProblem(Problem):
     ) -> None:
         if not callable(loss):
             raise TypeError(f"loss must be callable; got {type(loss).__name__}")
-        n, p = check_sizes(n, p, group)
         super().__init__(name, n, p, group)
         self.function = loss
         self._check_loss()
@@ -94,9 +91,7 @@ class FunctionProblem(Problem):
             if not math.isfinite(optimum):
                 raise ValueError(f"optimum must be finite; got {optimum!r}")
         self._given = (optimum, solution)
-        self._source = reference or (
-            "given by the user" if optimum is not None or solution is not None else None
-        )
+        self._source = reference or "given by the user"  # read only when something is given
         if metrics is not None and not (callable(metrics) or isinstance(metrics, Mapping)):
             raise TypeError(
                 "metrics must be a callable or a mapping of callables; got "

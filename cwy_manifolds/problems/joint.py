@@ -96,9 +96,9 @@ class JointDiagonalization(Problem):
         stack = (
             torch.as_tensor(np.asarray(matrices)) if isinstance(matrices, np.ndarray) else matrices
         )
-        if not isinstance(stack, Tensor) or stack.ndim != 3:
+        if not isinstance(stack, Tensor) or stack.ndim != 3 or stack.shape[0] == 0:
             shape = tuple(stack.shape) if isinstance(stack, Tensor) else type(stack).__name__
-            raise ValueError(f"matrices must have shape (K, n, n); got {shape}")
+            raise ValueError(f"matrices must have shape (K, n, n) with K >= 1; got {shape}")
         checked = []
         for k, a in enumerate(stack):
             c, eps = as_matrix(a, f"matrices[{k}]")

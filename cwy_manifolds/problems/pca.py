@@ -73,23 +73,22 @@ class DominantSubspace(Problem):
     """
 
     column_signs_free = True
+    #: How messages name the matrix (PCA: ``cov``).
+    _what = "a"
 
-    def __init__(
-        self, a: Tensor | np.ndarray, p: int, *, name: str = "dominant-subspace", what: str = "a"
-    ) -> None:
-        c, eps = as_matrix(a, what)
-        c = check_symmetric(c, eps, what)
+    def __init__(self, a: Tensor | np.ndarray, p: int, *, name: str = "dominant-subspace") -> None:
+        c, eps = as_matrix(a, self._what)
+        c = check_symmetric(c, eps, self._what)
         n = c.shape[0]
         super().__init__(name, n, p, "stiefel")
         self.a = c
         values, vectors = scipy.linalg.eigh(c.numpy())
         values, self._vectors = values[::-1].copy(), vectors[:, ::-1].copy()
         self.eigenvalues = torch.from_numpy(values)
-        self._eps = eps
-        self.scale = self._scale()
+        self.scale = self._scale(eps)
         self._scaled = self.a / self.scale
 
-    def _scale(self) -> float:
+    def _scale(self, eps: float) -> float:
         scale = float(self.eigenvalues.abs().max())
         if scale == 0:
             raise ValueError("a must be non-zero; got the zero matrix")
@@ -187,12 +186,14 @@ class PCA(DominantSubspace):
     True
     """
 
-    def __init__(self, cov: Tensor | np.ndarray, p: int, *, name: str = "pca") -> None:
-        super().__init__(cov, p, name=name, what="cov")
+    _what = "cov"
 
-    def _scale(self) -> float:
+    def __init__(self, cov: Tensor | np.ndarray, p: int, *, name: str = "pca") -> None:
+        super().__init__(cov, p, name=name)
+
+    def _scale(self, eps: float) -> float:
         values, n = self.eigenvalues.numpy(), self.n
-        if values[0] <= 0 or values[-1] < -10 * n * self._eps * values[0]:
+        if values[0] <= 0 or values[-1] < -10 * n * eps * values[0]:
             raise ValueError(
                 "cov must be positive semidefinite and non-zero (a covariance matrix); got "
                 f"eigenvalues from {values[-1]:.2e} to {values[0]:.2e}. For a symmetric "

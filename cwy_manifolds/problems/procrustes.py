@@ -81,7 +81,7 @@ class Procrustes(Problem):
         *,
         name: str = "procrustes",
     ) -> None:
-        self.a, self._eps = as_matrix(a, "a")
+        self.a, _ = as_matrix(a, "a")
         self.b, _ = as_matrix(b, "b")
         if self.a.shape[0] != self.b.shape[0]:
             raise ValueError(
