@@ -81,6 +81,7 @@ nitpick_ignore_regex = [
     ("py:class", r"torch\.(nn\.modules\.module\.)?Module.*"),
     ("py:class", r"geoopt\.tensor\.ManifoldTensor|geoopt\.manifolds\.base\.Manifold"),
     ("py:class", r"argparse\._SubParsersAction"),
+    ("py:class", r"contextlib\.AbstractContextManager"),  # not in the local inventory
     ("py:class", r"(np|numpy)\.(floating|integer|random\.Generator)"),
     ("py:class", r"_?[A-Z]{1,2}|T_co|Ellipsis"),
     # numpydoc choice sets and collection words in docstring types

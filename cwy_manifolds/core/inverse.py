@@ -66,7 +66,7 @@ def check_orthonormal(a: Tensor, name: str, atol: float | None) -> Tensor:
 
     Returns
     -------
-    Tensor
+    torch.Tensor
         ``a``, unchanged.
 
     Raises

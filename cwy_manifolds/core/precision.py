@@ -37,9 +37,9 @@ def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
 
     Returns
     -------
-    contextlib.AbstractContextManager
+    torch.autocast
         ``torch.autocast(device.type, enabled=False)``, or a context that does nothing
-        when autocast is off.
+        (``contextlib.nullcontext``) when autocast is off.
 
     Note [autocast]
     ~~~~~~~~~~~~~~~
