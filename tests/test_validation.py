@@ -66,6 +66,24 @@ def test_column_scale_is_max_abs(scale_branch):
     assert torch.equal(cm.core.checks.column_scale(v, "v"), expected)
 
 
+@pytest.mark.parametrize("dim", [-2, -1])
+@pytest.mark.parametrize("dtype", [torch.float32, F64], ids=str)
+def test_column_norms_match_vector_norm(dtype, dim):
+    v = torch.randn(5, 9, 7, dtype=dtype)
+    expected = torch.linalg.vector_norm(v.to(F64), dim=dim, keepdim=True)
+    got = cm.core.column_norms(v, dim)
+    assert got.dtype == dtype
+    torch.testing.assert_close(got.to(F64), expected, rtol=4 * torch.finfo(dtype).eps, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_column_norms_square_half_precision_in_float32(dtype):
+    v = torch.full((4, 2), 300.0, dtype=dtype)  # 300^2 overflows float16
+    got = cm.core.column_norms(v)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, torch.full((1, 2), 600.0), rtol=1e-2, atol=0)
+
+
 @pytest.mark.parametrize("bad", BAD_V)
 @pytest.mark.parametrize("fn", VECTOR_FNS)
 def test_bad_vectors(fn, bad, scale_branch):
