@@ -37,7 +37,7 @@ Examples
 >>> METHODS["qr"].accepts(OPTIMIZERS["adam"])  # torch's Adam would leave the manifold
 False
 >>> get_manifold("cwy", det=-1)
-CWY(det=-1, n_reflections=None, gauge='auto') manifold
+CWY(det=-1, n_reflections=None, gauge='auto', gradient='euclidean') manifold
 """
 
 from __future__ import annotations

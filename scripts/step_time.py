@@ -5,7 +5,8 @@ One step of ``geoopt.optim.RiemannianSGD`` (lr 1e-3, no momentum) on a
 ``(cm.matrix(x) * g).sum()``: zero the gradient, forward, backward, ``opt.step()``.
 Methods, all on square matrices:
 
-- ``cwy``: ``cm.CWY()`` (default gauge: unit columns, ``L = N``, ``det = +1``);
+- ``cwy``: ``cm.CWY()`` (default gauge: unit columns, ``L = N``, ``det = +1``), or
+  ``cm.CWY(gradient="matrix")`` with ``--gradient matrix``;
 - ``qr``: ``cm.QRStiefel()`` (the point is the matrix; QR retraction);
 - ``geoopt``: geoopt's ``EuclideanStiefel`` (the point is the matrix; QR retraction);
 - ``fwd+bwd``: the forward and backward pass of ``cm.matrix`` of the CWY point alone
@@ -19,9 +20,10 @@ travel between machines (matrix-product equivalents). The header gives the comma
 line, the load average before the run and the thread count; re-run when the load is
 above 1.
 
-    python scripts/step_time.py             # N = 3, 16, 64, 256, 1000 x (8 x 8); f64, f32
+    python scripts/step_time.py             # N = 3, 16, 32, 64, 256, 1000 x (8 x 8); f64, f32
     python scripts/step_time.py --quick     # fewer rounds and repeats
     python scripts/step_time.py --sizes 3 16 --dtypes float64
+    python scripts/step_time.py --gradient matrix  # CWY(gradient="matrix") against QR
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import cwy_manifolds as cm
 CASES = {
     "3": (3, 3),
     "16": (16, 16),
+    "32": (32, 32),
     "64": (64, 64),
     "256": (256, 256),
     "1000x8x8": (1000, 8, 8),
@@ -91,13 +94,18 @@ def _sync(device: torch.device) -> None:
 
 
 def measure(
-    shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, rounds: int, repeats: int
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+    rounds: int,
+    repeats: int,
+    gradient: str = "euclidean",
 ) -> dict[str, float]:
     """Median microseconds per call of each method, measured in interleaved rounds."""
     torch.manual_seed(0)
     g = torch.randn(shape, dtype=dtype, device=device)
     runs = {
-        "cwy": _optimizer_step(cm.CWY(), g),
+        "cwy": _optimizer_step(cm.CWY(gradient=gradient), g),
         "qr": _optimizer_step(cm.QRStiefel(), g),
         "geoopt": _optimizer_step(geoopt.EuclideanStiefel(), g),
         "fwd+bwd": _forward_backward(g),
@@ -142,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtypes", nargs="+", choices=["float64", "float32"],
                         default=["float64", "float32"])  # fmt: skip
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--gradient", choices=["euclidean", "matrix"], default="euclidean",
+                        help="the gradient option of the timed CWY")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--rounds", type=int, default=None, help="default 21 (quick: 7)")
     parser.add_argument("--repeats", type=int, default=None, help="default 50 (quick: 10)")
@@ -168,7 +178,8 @@ def _table(args: argparse.Namespace, argv: list[str]) -> None:
         # N = 256: fewer repeats keep the rounds short
         repeats = max(1, args.repeats // 10) if shape[-1] >= 256 else args.repeats
         for dtype_name in args.dtypes:
-            med = measure(shape, getattr(torch, dtype_name), device, args.rounds, repeats)
+            dtype = getattr(torch, dtype_name)
+            med = measure(shape, dtype, device, args.rounds, repeats, args.gradient)
             cells = " | ".join(f"{med[name]:.1f}" for name in METHODS)
             print(
                 f"| {size} | {dtype_name} | {cells} | {med['cwy'] / med['qr']:.2f} | "

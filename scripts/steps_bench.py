@@ -19,11 +19,13 @@ learning rate so far. The problems, all with a known optimum:
     determinant -1 component; every manifold takes ``det=-1`` (CWY for the vectors).
 
 Manifolds: QR, Cayley and exponential-map Stiefel manifolds, T-CWY (CWY for (d)) with
-the default gauge, and the same with ``gauge="free"``: the geometry of earlier releases
-("as shipped"). Optimizers: geoopt's RiemannianSGD (momentum 0.9) and RiemannianAdam.
+the default gauge, and the same with ``gauge="unit"`` and ``gauge="free"`` (the geometry
+of earlier releases, "as shipped"); for (d) also ``CWY(gradient="matrix")``. Optimizers:
+geoopt's RiemannianSGD (momentum 0.9) and RiemannianAdam.
 
     python scripts/steps_bench.py                 # the tables (several minutes)
     python scripts/steps_bench.py --quick         # smaller problems, a quick look
+    python scripts/steps_bench.py --only d        # one problem (letters a-d)
     python scripts/steps_bench.py --plot          # also docs/_static/optimizing_vectors.png
 """
 
@@ -118,14 +120,16 @@ def procrustes(n: int, *, seed: int = 0) -> Problem:
     )
 
 
-def problems(quick: bool) -> list[Problem]:
-    """Return the suite; ``quick`` shrinks (a), (b) and (d)."""
+def problems(quick: bool, only: str = "abcd") -> list[Problem]:
+    """Return the problems whose letters are in ``only``; ``quick`` shrinks (a), (b) and (d)."""
     if quick:
-        return [dominant(300, 8), brockett(100, 6), pca(64, 8), procrustes(16)]
-    return [dominant(1000, 10), brockett(300, 8), pca(64, 8), procrustes(32)]
+        suite = [dominant(300, 8), brockett(100, 6), pca(64, 8), procrustes(16)]
+    else:
+        suite = [dominant(1000, 10), brockett(300, 8), pca(64, 8), procrustes(32)]
+    return [problem for problem in suite if problem.name[1] in only]
 
 
-COLUMNS = ("qr", "cayley", "exp", "default", "unit", "free")
+COLUMNS = ("qr", "cayley", "exp", "default", "unit", "free", "matrix")
 
 
 def manifolds(problem: Problem) -> dict[str, Callable[[], object]]:
@@ -139,6 +143,9 @@ def manifolds(problem: Problem) -> dict[str, Callable[[], object]]:
         "default": lambda: vectors(det=det or 1),
         "unit": lambda: vectors(det=det or 1, gauge="unit"),
         "free": lambda: vectors(det=det or 1, gauge="free"),
+        **(
+            {"matrix": lambda: cm.CWY(det=det or 1, gradient="matrix")} if vectors is cm.CWY else {}
+        ),
     }
 
 
@@ -203,7 +210,9 @@ def best_lr(
     return out
 
 
-def _cell(best: Best) -> str:
+def _cell(best: Best | None) -> str:
+    if best is None:
+        return "n/a"
     return "-" if best.steps is None else f"{best.steps} ({best.lr:g})"
 
 
@@ -234,21 +243,23 @@ def run_tables(suite: list[Problem], tol: float, steps: int, verbose: bool) -> d
 def print_table(suite: list[Problem], optimizer: str, results: dict, tol: float) -> None:
     """One table: rows are problems, cells 'steps (best lr)'."""
     print(f"\n{TITLES[optimizer]}: steps to a relative gap < {tol:g} (best lr of the grid)\n")
-    heads = [*COLUMNS[:3], "vectors", "gauge unit", "gauge free", "vectors/qr", "free/qr"]
+    heads = [*COLUMNS[:3], "vectors", "gauge unit", "gauge free", "matrix gradient"]
+    heads += ["vectors/qr", "free/qr", "matrix/qr"]
     print(f"| problem | {' | '.join(heads)} |")
     print("|---|" + "---|" * len(heads))
     for problem in suite:
-        cells = [results[optimizer, problem.name, column] for column in COLUMNS]
+        cells = [results.get((optimizer, problem.name, column)) for column in COLUMNS]
         qr = cells[0].steps
         ratios = [
-            "-" if c.steps is None or qr is None else f"{c.steps / qr:.2f}"
-            for c in (cells[3], cells[5])
+            "n/a" if c is None else "-" if c.steps is None or qr is None else f"{c.steps / qr:.2f}"
+            for c in (cells[3], cells[5], cells[6])
         ]
         label = f"{problem.name} ({'cwy' if problem.n == problem.p else 'tcwy'})"
         print(f"| {label} | {' | '.join(map(_cell, cells))} | {' | '.join(ratios)} |")
     print(
         "\nvectors: CWY/T-CWY with the default gauge ('auto': unit columns for SGD, free for"
-        "\nAdam); gauge free: plain V + U with the Euclidean metric, as shipped before."
+        "\nAdam); gauge free: plain V + U with the Euclidean metric, as shipped before;"
+        "\nmatrix gradient: CWY(gradient='matrix'), default gauge (square problems only)."
     )
     for problem in suite:
         if problem.note:
@@ -309,15 +320,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=3000, help="step budget per run")
     parser.add_argument("--tol", type=float, default=1e-10, help="relative gap to reach")
     parser.add_argument("--quick", action="store_true", help="smaller problems")
+    parser.add_argument("--only", default="abcd", help="letters of the problems to run")
     parser.add_argument("--plot", action="store_true", help=f"also write {PLOT.name}")
     parser.add_argument("--no-tables", action="store_true", help="skip the step tables")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--verbose", action="store_true", help="print every learning rate")
     args = parser.parse_args(argv)
+    if not set(args.only) <= set("abcd") or not args.only:
+        parser.error(f"--only takes letters of a, b, c, d; got {args.only!r}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.no_tables:
-        run_tables(problems(args.quick), args.tol, args.steps, args.verbose)
+        run_tables(problems(args.quick, args.only), args.tol, args.steps, args.verbose)
     if args.plot:
         plot(PLOT, args.steps)
 

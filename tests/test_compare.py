@@ -197,6 +197,20 @@ def test_line_search_runs_on_cwy():
     assert result.runs[0].converged
 
 
+def test_matrix_gradient_runs_in_the_harness_with_sgd_adam_and_line_search():
+    """CWY(gradient="matrix") as a labelled instance; the line search relies on its inner."""
+    result = compare(
+        Procrustes.random(5, group="so"),
+        methods=[("cwy-matrix", cm.CWY(gradient="matrix"))],
+        optimizers=["rsgd", "radam", "line-search"],
+        lr=0.3,
+        steps=300,
+        **FAST,
+    )
+    assert [run.optimizer for run in result.runs] == ["rsgd", "radam", "line-search"]
+    assert all(run.converged for run in result.runs), [r.stop_reason for r in result.runs]
+
+
 # -- refused up front ----------------------------------------------------------------------
 
 

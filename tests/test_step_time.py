@@ -30,3 +30,13 @@ def test_table_has_a_row_per_case_and_dtype(capsys):
 def test_unknown_size_is_rejected():
     with pytest.raises(SystemExit):
         step_time.main(["--sizes", "5"])
+
+
+def test_matrix_gradient_is_timed_on_request(capsys, monkeypatch):
+    made = []
+    cwy = step_time.cm.CWY
+    monkeypatch.setattr(step_time.cm, "CWY", lambda **kw: made.append(kw) or cwy(**kw))
+    step_time.main(["--sizes", "3", "--dtypes", "float64", "--rounds", "1", "--repeats", "1",
+                    "--gradient", "matrix"])  # fmt: skip
+    assert {"gradient": "matrix"} in made
+    assert any(line.startswith("| 3 | float64 |") for line in capsys.readouterr().out.splitlines())

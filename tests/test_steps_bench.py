@@ -71,3 +71,21 @@ def test_the_race_finds_the_fewest_steps_of_the_grid(monkeypatch):
         alone[lr] = steps_bench.best_lr(problem, cm.TCWY, "rsgd", start, 1e-5, 300).steps
     assert race.steps == min(k for k in alone.values() if k is not None)
     assert alone[race.lr] == race.steps
+
+
+def test_tables_have_the_matrix_gradient_for_square_problems_only(monkeypatch, capsys):
+    monkeypatch.setattr(steps_bench, "GRID", (1.0,))
+    suite = [steps_bench.pca(12, 3), steps_bench.procrustes(6)]
+    steps_bench.run_tables(suite, 1e-3, 30, verbose=False)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| (")]
+    assert len(rows) == 4  # two problems, two optimizers
+    for row in rows:
+        cells = row.split(" | ")
+        assert len(cells) == 11  # the problem, seven manifolds, three ratios
+        assert ("n/a" in cells[7]) == ("pca" in row)  # CWY(gradient="matrix"): square only
+
+
+def test_only_selects_problems_by_letter():
+    assert [p.name[:3] for p in steps_bench.problems(True, "bd")] == ["(b)", "(d)"]
+    with pytest.raises(SystemExit):
+        steps_bench.main(["--only", "e", "--no-tables"])
