@@ -60,6 +60,15 @@ def test_progress_is_one_line_per_finished_pair_when_not_a_terminal(tmp_path, ca
     assert lines[1].startswith("pca [2/2] tcwy/radam: lr=0.3, ")
 
 
+def test_methods_with_constructor_options(tmp_path, capsys):
+    argv = ["compare", "--n", "6", "--p", "2", "--optimizers", "rsgd"]
+    argv += ["--methods", "tcwy(gauge=free)", "tcwy", *QUICK, "--out", str(tmp_path)]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("pca [1/2] tcwy(gauge=free)/rsgd: ")
+    assert "tcwy(gauge=free)" in (tmp_path / "summary.csv").read_text()
+
+
 @pytest.mark.parametrize("form", ["file", "module"])
 def test_a_user_problem_from_a_file_or_a_module(form, tmp_path, capsys, monkeypatch):
     path = tmp_path / "my_problems.py"
@@ -96,6 +105,9 @@ THIN = ["--n", "6", "--p", "2"]
         ([*THIN, "--device", "warp-drive"], "device must be 'cpu' or 'cuda[:k]'"),
         (["--n", "100000000"], "n must be small enough to fit in memory: n=100000000 needs about"),
         ([*THIN, "--methods", "cwz"], "invalid choice: 'cwz' (choose from 'cwy', 'tcwy', 'cayley'"),
+        ([*THIN, "--methods", "cwz(det=1)"], "invalid choice: 'cwz(det=1)' (choose from 'cwy',"),
+        ([*THIN, "--methods", "tcwy(gauge)"], "method options must be key=value pairs"),
+        ([*THIN, "--methods", "tcwy(gauge=none)"], "could not be built: gauge must be one of"),
         ([*THIN, "--optimizers", "lbfgs"], "invalid choice: 'lbfgs'"),
         (["--problem", "mnist"], "--problem must be one of pca, dominant-subspace"),
         (["--problem", "no_such_module_xyz:p"], "--problem could not load 'no_such_module_xyz'"),

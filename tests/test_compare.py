@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import re
 import sys
 
 import geoopt
@@ -15,6 +16,7 @@ import cwy_manifolds as cm
 from cwy_manifolds import compare
 from cwy_manifolds.problems import PCA, Problem, Procrustes
 from cwy_manifolds.registry import METHODS
+from cwy_manifolds.tools.choices import resolve_methods
 from cwy_manifolds.tools.results import Comparison, ConfigError, Run
 from cwy_manifolds.tools.tables import format_comparison
 
@@ -155,6 +157,39 @@ def test_manifold_instances_labels_and_optimizer_factories():
         ("cayley", "radam"),
     ]
     assert all(row["converged"] for row in result.table())
+
+
+def test_registry_names_take_constructor_options():
+    """'name(key=value, ...)': the registry's factory with the options, det still set."""
+    problem = Procrustes.random(6, group="o", det=-1, seed=0)
+    (choice,) = resolve_methods("cwy(gradient=matrix, gauge='unit')", problem)
+    manifold = choice.manifold(-1)  # the optimum's component, as for plain names
+    assert (manifold.det, manifold.gradient, manifold.gauge) == (-1, "matrix", "unit")
+    (fixed,) = resolve_methods("qr(det=1)", problem)  # an explicit det is used as given
+    assert fixed.manifold(-1).det == 1
+    result = compare(problem, methods=["cwy(gradient=matrix)", "cwy"], optimizers="rsgd",
+                     lr=1.0, steps=400, **FAST)  # fmt: skip
+    assert [run.method for run in result.runs] == ["cwy(gradient=matrix)", "cwy"]
+    assert all(run.converged for run in result.runs)
+    table = format_comparison(result).splitlines()
+    row = next(line for line in table if line.startswith("cwy(gradient=matrix)"))
+    assert row.split()[:2] == ["cwy(gradient=matrix)", "rsgd"]  # the label is not cut
+    assert row.index("rsgd") == table[table.index(row) - 2].index("optimizer")  # aligned
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("cwy(gradient=natural)", "could not be built: gradient must be one of"),
+        ("cwy(colour=1)", "could not be built"),
+        ("cwy(gradient)", "must be key=value pairs; got 'gradient'"),
+        ("cwy(det=1, det=-1)", "must not repeat a key; got 'det' twice"),
+        ("cwz(det=1)", "methods must be among cwy, tcwy"),
+    ],
+)
+def test_bad_method_options_fail_in_one_line(spec, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve_methods(spec, Procrustes.random(4, group="o"))
 
 
 def test_a_bare_string_is_one_name():

@@ -141,3 +141,11 @@ def test_ctrl_c_stops_the_suite_with_what_finished(monkeypatch):
     assert result.interrupted
     assert len(result.comparisons) == 1
     assert "interrupted" in result.format()
+
+
+def test_long_labels_are_not_cut_in_the_suite_tables():
+    label = "tcwy(gauge=unit,det=1)-with-a-long-label"
+    result = compare_suite([PCA.random(4, 2)], methods={label: "tcwy(gauge=unit,det=1)"}, **FAST)
+    rows = [line for line in result.format_profiles().splitlines() if line.startswith(label)]
+    assert len(rows) == 2  # the time-to-tolerance table and the profile summary
+    assert all(line.split()[0] == f"{label}/radam" for line in rows)

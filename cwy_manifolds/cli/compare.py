@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..problems import PROBLEMS, SUITES, Problem
 from ..registry import DTYPES, METHODS, OPTIMIZERS
-from ..tools.choices import check_device
+from ..tools.choices import check_device, parse_method
 from ..tools.compare import DEFAULT_LR_GRID, DEFAULT_OPTIMIZERS, REFERENCES, compare
 from ..tools.output import check_folder, write_files
 from ..tools.plots import comparison_figures, suite_figures
@@ -79,9 +79,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str = "compare") -> argpar
     what.add_argument(
         "--methods",
         nargs="+",
-        choices=list(METHODS),
+        type=_method_spec,
         metavar="METHOD",
-        help=f"among {', '.join(METHODS)} (default: the default methods that apply)",
+        help=f"among {', '.join(METHODS)}, each with constructor options if wanted, as in "
+        "'cwy(gradient=matrix)' (default: the default methods that apply)",
     )
     what.add_argument(
         "--optimizers",
@@ -194,6 +195,18 @@ def _names(suite: str | None, problems: list[Problem], plots: bool) -> list[str]
             ["profile.png", *(f"{p.name}.png" for p in problems)] if suite else list(SINGLE_PLOTS)
         )
     return names
+
+
+def _method_spec(text: str) -> str:
+    """Check a ``--methods`` item: a registry name, or ``name(key=value, ...)`` (argparse type)."""
+    try:
+        name, _ = parse_method(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if name not in METHODS:
+        names = ", ".join(map(repr, METHODS))
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {names})")
+    return text
 
 
 def run(args: argparse.Namespace, fail: argparse.ArgumentParser) -> int:

@@ -1,8 +1,10 @@
 r"""What :func:`~cwy_manifolds.compare` runs: methods, optimizers, pairs, starts.
 
-Methods are registry names or geoopt manifold instances (labelled or not); optimizers
-are registry names or factories ``(params, lr) -> torch.optim.Optimizer``. Everything is
-checked here, before any run, so that bad settings fail in one line.
+Methods are registry names, with or without constructor options
+(``"cwy(gradient=matrix)"``, :func:`parse_method`), or geoopt manifold instances (labelled
+or not); optimizers are registry names or factories ``(params, lr) ->
+torch.optim.Optimizer``. Everything is checked here, before any run, so that bad settings
+fail in one line.
 
 Note [components of O(n)]
 ~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -24,7 +26,9 @@ the better run is reported.
 
 from __future__ import annotations
 
+import ast
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -46,6 +50,7 @@ __all__ = [
     "OptimizerChoice",
     "check_device",
     "check_real",
+    "parse_method",
     "resolve_methods",
     "resolve_optimizers",
     "start_matrix",
@@ -84,13 +89,54 @@ class OptimizerChoice:
     uses_lr: bool = True
 
 
-def _registered(name: str) -> MethodChoice:
-    method = METHODS[name]
+_OPTIONS = re.compile(r"([\w-]+)\((.*)\)", re.DOTALL)
+
+
+def parse_method(text: str) -> tuple[str, dict[str, object]]:
+    """Split ``"name(key=value, ...)"`` into a method name and its constructor options.
+
+    Values are Python literals (``det=-1``, ``n_reflections=None``) or else bare words,
+    taken as strings (``gradient=matrix``). A text without parentheses is a name alone.
+
+    Raises
+    ------
+    ConfigError
+        Options that are not ``key=value`` pairs, or a key given twice.
+
+    Examples
+    --------
+    >>> parse_method("cwy(gradient=matrix, det=-1)")
+    ('cwy', {'gradient': 'matrix', 'det': -1})
+    """
+    match = _OPTIONS.fullmatch(text.strip())
+    if match is None:
+        return text, {}
+    name, body = match.groups()
+    options: dict[str, object] = {}
+    for part in filter(None, (p.strip() for p in body.split(","))):
+        key, equals, value = (x.strip() for x in part.partition("="))
+        if not equals or not key.isidentifier() or not value:
+            raise ConfigError(f"method options must be key=value pairs; got {part!r} in {text!r}")
+        if key in options:
+            raise ConfigError(
+                f"method options must not repeat a key; got {key!r} twice in {text!r}"
+            )
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value
+    return name, options
+
+
+def _registered(name: str, options: dict[str, object] | None = None) -> MethodChoice:
+    """Return the registry method ``name`` built with ``options`` (``det`` among them or not)."""
+    method, options = METHODS[name], options or {}
+    takes_det = method.takes_det and "det" not in options
 
     def build(det: int | None) -> Manifold:
-        return method.manifold(det=det) if det is not None else method.manifold()
+        return method.manifold(**options, **({} if det is None else {"det": det}))
 
-    return MethodChoice(name, build, method.flat, method, method.takes_det)
+    return MethodChoice(name, build, method.flat, method, takes_det)
 
 
 def _instance(label: str | None, manifold: object) -> MethodChoice:
@@ -150,13 +196,19 @@ def resolve_methods(spec: object, problem: Problem, *, lenient: bool = False) ->
     choices = []
     for label, item in _items(spec, "methods"):
         if isinstance(item, str):
-            if item not in METHODS:
+            name, options = parse_method(item)
+            if name not in METHODS:
                 raise ConfigError(f"methods must be among {', '.join(METHODS)}; got {item!r}")
-            why = METHODS[item].why_not(problem.n, problem.p)
+            why = METHODS[name].why_not(problem.n, problem.p)
             if why is not None and not lenient:
                 raise ConfigError(f"methods must apply to the problem: {why}")
-            choice = _registered(item)
-            choices.append(choice if label is None else replace(choice, label=label))
+            choice = _registered(name, options)
+            if options:
+                try:
+                    choice.manifold()  # unknown keys and bad values fail here, in one line
+                except (TypeError, ValueError) as exc:
+                    raise ConfigError(f"method {item!r} could not be built: {exc}") from None
+            choices.append(replace(choice, label=label or item))
         else:
             choices.append(_instance(label, item))
     _unique([c.label for c in choices], "methods")

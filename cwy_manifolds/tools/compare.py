@@ -125,8 +125,10 @@ def compare(
         (:meth:`~cwy_manifolds.problems.Problem.from_function` makes one from a loss); its
         ``loss`` is applied to ``matrix(x)``.
     methods : str, geoopt.manifolds.base.Manifold, iterable or mapping, optional
-        Registry names (:data:`~cwy_manifolds.registry.METHODS`), geoopt manifold
-        instances, ``(label, manifold)`` pairs, or a ``{label: manifold}`` mapping, e.g.
+        Registry names (:data:`~cwy_manifolds.registry.METHODS`), with constructor
+        options if wanted (``"cwy(gradient=matrix)"``,
+        :func:`~cwy_manifolds.tools.choices.parse_method`), geoopt manifold instances,
+        ``(label, manifold)`` pairs, or a ``{label: manifold}`` mapping, e.g.
         ``{"cwy-L8": CWY(n_reflections=8)}``. A bare string is one name. Default: every
         default method that applies (Note [components of O(n)]).
     optimizers : str, callable, iterable or mapping, default ``("rsgd", "radam")``

@@ -77,7 +77,8 @@ class SuiteComparison:
         problems = [r.problem.name for r in self.comparisons]
         steps, cpu = self.costs("steps"), self.costs("cpu")
         width = max([16, *(len(p) + 2 for p in problems)])
-        head = f"{'method/optimizer':<32}" + "".join(f"{p:>{width}}" for p in problems)
+        first = max([32, *(len(pair) + 2 for pair in steps)])  # labels are never cut
+        head = f"{'method/optimizer':<{first}}" + "".join(f"{p:>{width}}" for p in problems)
         lines = ["CPU seconds (steps) to tolerance, median over seeds; - : not converged", head]
         lines.append("-" * len(head))
         for pair in steps:
@@ -89,16 +90,16 @@ class SuiteComparison:
                     cells.append(f"{'-':>{width}}")
                 else:
                     cells.append(f"{f'{cpu[pair][p]:.3f} ({steps[pair][p]:g})':>{width}}")
-            lines.append(f"{pair:<32.32}" + "".join(cells))
+            lines.append(f"{pair:<{first}}" + "".join(cells))
         lines += ["", "performance profiles (fraction of the problems each ran on):"]
-        head = f"{'method/optimizer':<32}{'problems':>9}{'solved':>8}"
+        head = f"{'method/optimizer':<{first}}{'problems':>9}{'solved':>8}"
         head += f"{'fastest (steps)':>17}{'fastest (CPU)':>15}{'within 2x CPU':>15}"
         lines += [head, "-" * len(head)]
         by_time = {row["solver"]: row for row in profile_summary(cpu)}
         for row in profile_summary(steps):
             t = by_time[row["solver"]]
             lines.append(
-                f"{row['solver']:<32.32}{row['problems']:>9}{row['solved']:>8.2f}"
+                f"{row['solver']:<{first}}{row['problems']:>9}{row['solved']:>8.2f}"
                 f"{row['fastest']:>17.2f}{t['fastest']:>15.2f}{t['within_2x']:>15.2f}"
             )
         return "\n".join(lines)

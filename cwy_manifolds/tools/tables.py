@@ -63,8 +63,11 @@ def format_comparison(result: Comparison) -> str:
     """Format the summary table of ``result``: header, rows, rates, notes and warnings."""
     rows = result.table()
     has_gap = any(isinstance(r["gap"], float) and math.isfinite(r["gap"]) for r in rows)
+    # labels are never cut: long ones ("cwy(gradient=matrix)") widen their column
+    wm = max([18, *(len(r["method"]) + 2 for r in rows)])
+    wo = max([13, *(len(r["optimizer"]) + 2 for r in rows)])
     head = (
-        f"{'method':<18}{'optimizer':<13}{'lr':>7}{'final loss':>13}"
+        f"{'method':<{wm}}{'optimizer':<{wo}}{'lr':>7}{'final loss':>13}"
         + (f"{'gap':>9}" if has_gap else "")
         + f"{'|grad|':>9}{'steps':>17}{'CPU s':>22}{'ms/step':>9}  stopped"
     )
@@ -75,7 +78,7 @@ def format_comparison(result: Comparison) -> str:
         if row["seeds"] > 1:
             stopped += f" ({row['converged']}/{row['seeds']} conv.)"
         lines.append(
-            f"{row['method']:<18.18}{row['optimizer']:<13.13}{lr:>7}{row['loss']:>13.6g}"
+            f"{row['method']:<{wm}}{row['optimizer']:<{wo}}{lr:>7}{row['loss']:>13.6g}"
             + (f"{_num(row['gap'], '9.1e', '        -')}" if has_gap else "")
             + f"{_num(row['grad_norm'], '9.1e', '        -')}"
             + f"{_range(row, 'steps', 'g'):>17}{_range(row, 'cpu_s', '.3f'):>22}"
