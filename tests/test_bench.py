@@ -118,7 +118,8 @@ BAD = {
     "batch": ({"batch": [(0, 4)]}, "batch must be positive"),
     "dtype": ({"dtypes": ["float16"]}, "dtypes must be among float32, float64; got 'float16'"),
     "repeats": ({"repeats": 0}, "repeats must be positive integers"),
-    "device": ({"device": "abacus"}, "device must be a torch device"),
+    "device": ({"device": "abacus"}, "device must be 'cpu' or 'cuda"),
+    "device-meta": ({"device": "meta"}, "device must be 'cpu' or 'cuda"),
 }
 
 
@@ -133,6 +134,8 @@ def test_bad_arguments_raise_value_error_naming_them(bad):
 def test_unavailable_cuda_is_a_value_error():
     with pytest.raises(ValueError, match="device must be available; got 'cuda'"):
         benchmark(**TINY, device="cuda")
+    with pytest.raises(ValueError, match="device must be available; got 'cuda:7'"):
+        benchmark(**TINY, device="cuda:7")
 
 
 @pytest.mark.parametrize("where", ["file", "under-file"])

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 
 from ...registry import DTYPES
+from ..choices import check_device
 from .methods import METHODS as _METHODS
 from .methods import Case, Shape, unavailable
 from .report import METRICS
@@ -98,17 +99,8 @@ def _pairs(values: Iterable[object], name: str, *, tall: bool = False) -> list[t
 
 
 def _device(device: str | torch.device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"device must be a torch device such as cpu or cuda; got {device!r}"
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device must be available; got {device!r} but CUDA is not available")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be cpu or cuda; got {device!r}")
-    return dev
+    """``cpu`` or an available ``cuda[:k]``, the index checked too (ValueError otherwise)."""
+    return check_device(device)
 
 
 def _dtypes(values: Iterable[object]) -> list[torch.dtype]:
