@@ -91,16 +91,13 @@ def dominant(n: int, p: int, *, gap: float = 0.1, seed: int = 0) -> Problem:
 
 
 def brockett(n: int, p: int, *, seed: int = 0) -> Problem:
-    """Return (b): ``tr(X^T A X N)``; its minimum pairs ascending eigenvalues with descending N."""
+    """Return (b): ``cm.problems.Brockett`` with ``p`` smallest eigenvalues -1, -0.9, ..."""
     rng = np.random.default_rng(seed)
     low = -1.0 + 0.1 * np.arange(p)  # the p smallest, ascending, gaps 0.1
     a = _spectral(np.concatenate([low, rng.uniform(0.0, 1.0, n - p)]), seed + 1)
-    weights = torch.arange(p, 0, -1, dtype=F64)  # N = diag(p, ..., 1)
-    fstar = float((low * weights.numpy()).sum())
+    prob = cm.problems.Brockett(a, p)  # N = diag(p, ..., 1); closed-form optimum
     note = f"smallest eigenvalues {low[0]:g}..{low[-1]:g}, N = diag({p}..1)"
-    return Problem(
-        f"(b) brockett {n}x{p}", n, p, lambda w: (w * (a @ w) * weights).sum(), fstar, note=note
-    )
+    return Problem(f"(b) brockett {n}x{p}", n, p, prob.loss, prob.optimum, note=note)
 
 
 def pca(n: int, p: int, *, seed: int = 0) -> Problem:
