@@ -114,6 +114,19 @@ def test_batches_and_float32():
         torch.testing.assert_close(step[k].double(), expected, atol=1e-4, rtol=1e-4)
 
 
+def test_float32_vectors_get_the_float64_step_at_large_sizes():
+    """At N = 256 the spread of J J^T exceeds float32 (Note [matrix gradient]): float64 inside."""
+    manifold = cm.CWY(gradient="matrix")
+    v = manifold.random(256, 256, dtype=F64, generator=torch.Generator().manual_seed(0))
+    u = torch.randn(256, 256, dtype=F64, generator=torch.Generator().manual_seed(1))
+    v32, u32 = v.float(), u.float()
+    expected = manifold.egrad2rgrad(v32.double(), u32.double())  # the same inputs, float64
+    step = manifold.egrad2rgrad(v32, u32)
+    assert step.dtype == torch.float32
+    error = torch.linalg.matrix_norm(step.double() - expected) / torch.linalg.matrix_norm(expected)
+    assert error < 1e-6
+
+
 def test_sgd_step_follows_the_matrix_gradient_to_first_order():
     """One RiemannianSGD step moves the matrix by -lr times its Riemannian gradient + O(lr^2)."""
     target = haar(6, det=-1, seed=3)
