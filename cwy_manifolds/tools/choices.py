@@ -95,8 +95,9 @@ _OPTIONS = re.compile(r"([\w-]+)\((.*)\)", re.DOTALL)
 def parse_method(text: str) -> tuple[str, dict[str, object]]:
     """Split ``"name(key=value, ...)"`` into a method name and its constructor options.
 
-    Values are Python literals (``det=-1``, ``n_reflections=None``) or else bare words,
-    taken as strings (``gradient=matrix``). A text without parentheses is a name alone.
+    Values are Python literals without commas (``det=-1``, ``n_reflections=None``) or
+    else bare words, taken as strings (``gradient=matrix``). A text without parentheses is
+    a name alone.
 
     Raises
     ------
