@@ -12,6 +12,7 @@ from _reference import haar, orthogonality_error, tol
 from scipy.stats import ortho_group, special_ortho_group
 
 from cwy_manifolds.problems import PCA, Procrustes
+from cwy_manifolds.problems import procrustes as procrustes_module
 
 F64 = torch.float64
 SAMPLES = 300
@@ -218,6 +219,24 @@ def test_determinant_trap(n):
     assert free.gap(trap.solution) > 0  # the SO(n) optimum is not optimal over O(n)
     assert _procrustes_losses(trap, _group_samples("so", n)).min() >= trap.optimum - tol(n, F64)
     assert _procrustes_losses(free, _group_samples("o", n)).min() >= free.optimum - tol(n, F64)
+
+
+@pytest.mark.parametrize("det", [1, -1])
+@pytest.mark.parametrize("n", [2, 4, 9])
+def test_random_det_is_the_determinant_of_the_optimum(n, det):
+    """Over O(n) the optimum keeps ``det`` (n = 4, seed 0 flipped it with the first draw)."""
+    for seed in range(6):
+        prob = Procrustes.random(n, group="o", det=det, seed=seed)
+        polar = scipy.linalg.polar(prob.a.numpy().T @ prob.b.numpy())[0]  # SciPy's closed form
+        assert np.linalg.det(polar) == pytest.approx(det)
+        a, b = prob.a.numpy(), prob.b.numpy()
+        assert prob.optimum == pytest.approx(0.5 * np.linalg.norm(a @ polar - b) ** 2)
+
+
+def test_random_det_that_the_draws_cannot_keep_is_refused(monkeypatch):
+    monkeypatch.setattr(procrustes_module, "_DRAWS", 1)  # the first draw of n = 4, seed 0 flips
+    with pytest.raises(ValueError, match=r"det=-1 could not be kept by the optimum in 1 draws"):
+        Procrustes.random(4, group="o", det=-1, seed=0)
 
 
 def test_determinant_trap_rejects_too_much_noise():

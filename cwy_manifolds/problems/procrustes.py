@@ -23,6 +23,8 @@ from .reference import trust_region_reference
 
 __all__ = ["Procrustes"]
 
+_DRAWS = 100  # draws of the noise for an optimum of determinant ``det`` (``random``)
+
 
 class Procrustes(Problem):
     r"""Orthogonal Procrustes: fit :math:`A X \approx B` with :math:`X` on a group.
@@ -153,7 +155,11 @@ class Procrustes(Problem):
             Entries of the noise are Gaussian with standard deviation
             :math:`\text{noise}/\sqrt{m}` (columns of norm about ``noise``).
         det : {1, -1}, optional
-            Determinant of :math:`X_0` when square; ``group="so"`` defaults to 1.
+            Determinant of :math:`X_0` when square; ``group="so"`` defaults to 1. Given
+            for ``group="o"`` (or a square ``"stiefel"``), it is also the determinant of
+            the optimum: the noise is drawn again, from the same generator, while the
+            polar factor of :math:`A^\top B` has the other one (noise can flip the
+            weakest direction of an ill-conditioned :math:`A`).
 
         Examples
         --------
@@ -175,8 +181,14 @@ class Procrustes(Problem):
         sigma = np.geomspace(1.0, 1.0 / kappa, k)
         a = (haar_matrix(gen, m, k) * sigma) @ haar_matrix(gen, n, k).T
         x0 = haar_matrix(gen, n, p, det=1 if group == "so" and det is None else det)
-        b = a @ x0 + noise / math.sqrt(m) * torch.randn(m, p, generator=gen, dtype=F64).numpy()
-        return cls(a, b, group)
+        for _ in range(_DRAWS):
+            b = a @ x0 + noise / math.sqrt(m) * torch.randn(m, p, generator=gen, dtype=F64).numpy()
+            if det is None or group == "so" or np.linalg.det(polar(a.T @ b)) * det > 0:
+                return cls(a, b, group)
+        raise ValueError(
+            f"det={det} could not be kept by the optimum in {_DRAWS} draws of the noise; "
+            f"lower noise ({noise:g}) or condition ({kappa:g})"
+        )
 
     @classmethod
     def determinant_trap(
