@@ -199,8 +199,8 @@ class Procrustes(Problem):
         :math:`B = A R + \text{noise}` with :math:`\det R = -1`. Noise-free, the
         :math:`O(n)` optimum is :math:`R` itself (the polar factor of
         :math:`A^\top A R`); :meth:`over` ``("o")`` gives it. The :math:`SO(n)` optimum
-        differs and has a strictly larger loss. Raises ValueError if ``noise`` is so
-        large that the :math:`O(n)` optimum has determinant +1.
+        differs and has a strictly larger loss. With noise, :meth:`random` draws it again
+        until the :math:`O(n)` optimum keeps determinant -1.
 
         Examples
         --------
@@ -210,9 +210,4 @@ class Procrustes(Problem):
         True
         """
         prob = cls.random(n, group="o", seed=seed, condition=condition, noise=noise, det=-1)
-        if np.linalg.det(prob.solution.numpy()) > 0:
-            raise ValueError(
-                f"noise must be small enough for the O(n) optimum to keep determinant -1; "
-                f"got noise={noise}"
-            )
         return Procrustes(prob.a, prob.b, "so", name="procrustes-determinant-trap")
