@@ -117,8 +117,20 @@ def _moves(y: Tensor, t: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
 def matrix_gradient(v: Tensor, u: Tensor) -> Tensor:
     r"""Return the step :math:`(J^\top J)^+ u` at the vectors ``v`` (Note [matrix gradient]).
 
-    ``u`` is the Euclidean gradient on ``v``, shape ``(*, N, L)`` as ``v``; the result
-    has its dtype.
+    What ``CWY(gradient="matrix").egrad2rgrad`` returns.
+
+    Parameters
+    ----------
+    v : torch.Tensor, shape ``(*, N, L)``
+        Reflection vectors, non-zero columns of any length.
+    u : torch.Tensor, shape ``(*, N, L)``
+        The Euclidean gradient on ``v``.
+
+    Returns
+    -------
+    torch.Tensor
+        The step, shape and dtype of ``u``, computed in float64; its image under the
+        Jacobian is the Riemannian gradient of the (unflipped) product of reflections.
     """
     if _degenerate(v):
         return torch.zeros_like(u) if v.shape[-2] <= 1 else u
@@ -137,7 +149,23 @@ def matrix_gradient(v: Tensor, u: Tensor) -> Tensor:
 
 
 def matrix_inner(v: Tensor, u: Tensor, w: Tensor) -> Tensor:
-    r"""Return :math:`\langle J u, J w \rangle` per matrix, the metric of the matrix gradient."""
+    r"""Return :math:`\langle J u, J w \rangle` per matrix, the metric of the matrix gradient.
+
+    What ``CWY(gradient="matrix").inner`` returns.
+
+    Parameters
+    ----------
+    v : torch.Tensor, shape ``(*, N, L)``
+        Reflection vectors, non-zero columns of any length.
+    u, w : torch.Tensor, shape ``(*, N, L)``
+        Steps on ``v``.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(*)``, the dtype of ``u``: the Frobenius inner product of the moves of the
+        matrix.
+    """
     if _degenerate(v):
         return (u * w).sum(dim=(-2, -1)).zero_()
     y, r, t = _wy(v)
