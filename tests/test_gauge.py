@@ -65,6 +65,18 @@ def test_unit_gauge_keeps_unit_columns_with_adam(name, amsgrad):
     torch.testing.assert_close(norms, torch.ones_like(norms), atol=tol(shape[-2], F64), rtol=0)
 
 
+def _lockstep(manifold, *runs, n, after=None, steps=30):
+    """Step every (parameter, optimizer) run in turn on the PCA loss; ``after`` each round."""
+    loss = _pca_loss(n)
+    for _ in range(steps):
+        for param, opt in runs:
+            opt.zero_grad()
+            loss(manifold.matrix(param)[:, :3]).backward()
+            opt.step()
+        if after is not None:
+            after()
+
+
 @pytest.mark.parametrize("gauge", ["auto", "free"])
 @pytest.mark.parametrize("name", ["cwy", "tcwy"])
 def test_free_gauge_with_adam_is_torch_adam(name, gauge):
@@ -76,12 +88,7 @@ def test_free_gauge_with_adam_is_torch_adam(name, gauge):
     q = torch.nn.Parameter(start.as_subclass(torch.Tensor).clone())
     opt_p = geoopt.optim.RiemannianAdam([p], lr=0.05, betas=(0.8, 0.95), amsgrad=True)
     opt_q = torch.optim.Adam([q], lr=0.05, betas=(0.8, 0.95), amsgrad=True)
-    loss = _pca_loss(shape[0])
-    for _ in range(30):
-        for param, opt in ((p, opt_p), (q, opt_q)):
-            opt.zero_grad()
-            loss(manifold.matrix(param)[:, :3]).backward()
-            opt.step()
+    _lockstep(manifold, (p, opt_p), (q, opt_q), n=shape[0])
     torch.testing.assert_close(p.as_subclass(torch.Tensor), q.detach())
     assert float((_norms(p) - 1).abs().max()) > 1e-2  # free: Adam's steps move the norms
 
@@ -98,14 +105,12 @@ def test_unit_gauge_adam_is_torch_adam_with_a_scaled_lr(name):
     q = start.as_subclass(torch.Tensor).clone().requires_grad_()
     opt_p = geoopt.optim.RiemannianAdam([p], lr=0.05)
     opt_q = torch.optim.Adam([q], lr=0.05 / c)
-    loss = _pca_loss(shape[0])
-    for _ in range(30):
-        for param, opt in ((p, opt_p), (q, opt_q)):
-            opt.zero_grad()
-            loss(manifold.matrix(param)[:, :3]).backward()
-            opt.step()
-        with torch.no_grad():  # the unit gauge, by hand
+
+    def unit_columns():  # the unit gauge, by hand
+        with torch.no_grad():
             q.div_(_norms(q).unsqueeze(-2))
+
+    _lockstep(manifold, (p, opt_p), (q, opt_q), n=shape[0], after=unit_columns)
     torch.testing.assert_close(p.as_subclass(torch.Tensor), q.detach())
 
 
